@@ -1,0 +1,43 @@
+"""One reward entry for every task: ``deltal.rewards.compute_score``.
+
+Point verl at it with ``reward.custom_reward_function.path=<deltal>/rewards/__init__.py`` and
+``reward.custom_reward_function.name=compute_score`` (the launch scripts do this). It dispatches on
+``data_source``; the task modules are imported on first use so that CountDown runs never import the
+math client and vice versa.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# data_source -> "module:function". Every scorer takes verl's custom-reward signature
+# (data_source, solution_str, ground_truth, extra_info=None, **kwargs) and returns a dict with "score".
+SCORERS: dict[str, str] = {
+    "countdown": "deltal.rewards.countdown:compute_score",
+    "countdown_easy": "deltal.rewards.countdown:compute_score_strict",
+    "open_reasoner_zero": "deltal.rewards.math:compute_score",
+    "math500": "deltal.rewards.math:compute_score",
+    "aime2024": "deltal.rewards.math:compute_score",
+    "amc": "deltal.rewards.math:compute_score",
+    "minerva": "deltal.rewards.math:compute_score",
+}
+
+
+def resolve_scorer(data_source: str):
+    """Return the scoring function registered for ``data_source``, or raise naming the known ones."""
+    target = SCORERS.get(data_source)
+    if target is None:
+        known = ", ".join(sorted(SCORERS))
+        raise KeyError(
+            f"deltal has no reward for data_source={data_source!r}. Known data sources: {known}. "
+            "Rebuild the dataset with a deltal builder (python -m deltal.data.<task>) or add a scorer to "
+            "deltal.rewards.SCORERS."
+        )
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs):
+    """verl custom reward function: score one response by its task's rule."""
+    return resolve_scorer(data_source)(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)

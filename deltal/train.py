@@ -1,0 +1,89 @@
+"""Train with verl and deltal: ``python -m deltal.train method=delta_l <verl hydra overrides>``.
+
+Composes verl 0.9.1's own ``ppo_trainer`` config with deltal's keys (``deltal/config/deltal_trainer.yaml``),
+derives and validates the method's settings in one place (``deltal.verl_adapter.config``), checks that verl
+loaded deltal's plugin, runs the preflight checks (data, model, math server), and hands over to verl's v1
+trainer through Ray, with deltal's TaskRunner so the per-step ΔL metrics are logged.
+
+    DRY_RUN=1 python -m deltal.train method=delta_l data.max_response_length=3072   # print the resolved config
+
+With ``DRY_RUN=1`` it prints the resolved, validated config as YAML and exits 0 without starting Ray or
+touching data, model or servers. Invalid settings exit with status 2 and a message naming the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+EXIT_INVALID_CONFIG = 2
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """Compose deltal's trainer config with hydra overrides, without resolving deltal's settings."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="deltal.config", version_base=None):
+        return compose(config_name="deltal_trainer", overrides=list(overrides))
+
+
+def validate_config(cfg: DictConfig) -> DictConfig:
+    """Resolve deltal's settings and run verl's own config validation; raise ConfigError or RuntimeError."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.utils.config import validate_config as verl_validate_config
+
+    from deltal.verl_adapter.config import resolve_config
+    from deltal.verl_adapter.registration import assert_registered
+
+    resolve_config(cfg)
+    assert_registered()
+    verl_validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    # The workers turn the actor section into verl's dataclass; doing it here surfaces bad keys before Ray starts.
+    omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+    return cfg
+
+
+def run(cfg: DictConfig) -> None:
+    """Validate ``cfg`` and train (or print it, with DRY_RUN=1)."""
+    from hydra.errors import InstantiationException
+
+    from deltal.verl_adapter.config import ConfigError
+
+    try:
+        validate_config(cfg)
+    except (ConfigError, InstantiationException, RuntimeError, ValueError, TypeError, AssertionError) as exc:
+        print(f"deltal: invalid configuration: {exc}", file=sys.stderr)
+        sys.exit(EXIT_INVALID_CONFIG)
+
+    if os.environ.get("DRY_RUN", "0") not in ("", "0", "false", "False"):
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+        return
+
+    from verl.trainer.main_ppo import run_ppo
+    from verl.utils.device import auto_set_device
+
+    from deltal.preflight import PreflightError, run_preflight
+    from deltal.run_logging import configure_loggers
+    from deltal.verl_adapter.trainer import DeltaLTaskRunner
+
+    try:
+        run_preflight(cfg)
+    except PreflightError as exc:
+        print(f"deltal: preflight failed: {exc}", file=sys.stderr)
+        sys.exit(EXIT_INVALID_CONFIG)
+    configure_loggers(cfg)
+    auto_set_device(cfg)
+    run_ppo(cfg, task_runner_class=DeltaLTaskRunner)
+
+
+@hydra.main(config_path="config", config_name="deltal_trainer", version_base=None)
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""deltal's hooks into verl's v1 trainer: a sync-trainer subclass that logs the estimator's metrics.
+
+verl's estimator API returns only (advantages, returns), so the per-step ΔL statistics are kept by
+``deltal.verl_adapter.estimator`` and merged into the step's metrics here, right after verl computes the
+advantage (same process: the TaskRunner). The subclass is registered through verl's public
+``register_trainer`` under the name ``deltal_sync``; the config resolver selects it in place of ``sync``.
+
+Importing this module imports verl's whole v1 trainer, so only deltal's TaskRunner imports it, never the plugin.
+"""
+
+from __future__ import annotations
+
+import ray
+from verl.trainer.main_ppo import TaskRunnerV1
+from verl.trainer.ppo.v1 import PPOTrainerSync
+from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
+
+from deltal.verl_adapter.config import DELTAL_SYNC_TRAINER
+from deltal.verl_adapter.estimator import pop_step_metrics
+
+
+class DeltaLSyncTrainer(PPOTrainerSync):
+    """verl's synchronous PPO trainer, plus deltal's per-step metrics (``deltal/*``)."""
+
+    def _compute_advantage(self, batch, metrics: dict):
+        batch = super()._compute_advantage(batch, metrics=metrics)
+        metrics.update(pop_step_metrics())
+        return batch
+
+
+if TRAINER_REGISTRY.get(DELTAL_SYNC_TRAINER) is not DeltaLSyncTrainer:
+    register_trainer(DELTAL_SYNC_TRAINER)(DeltaLSyncTrainer)
+
+
+class _DeltaLTaskRunner(TaskRunnerV1.__ray_actor_class__):
+    """verl's TaskRunnerV1; running inside it imports this module, which registers ``deltal_sync`` there."""
+
+
+# verl's run_ppo(config, task_runner_class) takes the Ray actor class, the seam verl offers recipes.
+DeltaLTaskRunner = ray.remote(_DeltaLTaskRunner)

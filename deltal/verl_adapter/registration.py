@@ -37,9 +37,10 @@ def register_estimators() -> None:
         if existing is None:
             core_algos.register_adv_est(name)(fn)
         elif (existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
+            owner = f"{existing.__module__}.{existing.__qualname__}"
             raise RuntimeError(
-                f"verl already has an advantage estimator named {name!r} ({existing.__module__}.{existing.__qualname__}); "
-                "deltal cannot register its own. Uninstall the other plugin or disable it with "
+                f"verl already has an advantage estimator named {name!r} ({owner}); deltal cannot register its own."
+                " Uninstall the other plugin or disable it with "
                 "VERL_USE_EXTERNAL_PLUGINS=deltal."
             )
 

@@ -1,0 +1,150 @@
+# Shared settings of every paper run (Appendix A.2), sourced by train_scripts/*.sh and recipe/dapo/*.sh.
+#
+# Not run on its own. A launch script first fixes what its name says (TASK, MODEL, RUN_METHOD and the defaults of
+# BASE_MODEL, MAX_RESPONSE_LENGTH, TOTAL_TRAINING_STEPS or TOTAL_EPOCHS, ROLLOUT_TP_SIZE), sources this file, then runs
+#     "$DELTAL_PYTHON" -m deltal.train <method overrides> "${DELTAL_OVERRIDES[@]}" "$@"
+# Every knob below is an environment variable with a default; train_scripts/README.md describes each one.
+# The method-derived keys (algorithm.adv_estimator, actor.loss_agg_mode, actor.loss_scale_factor,
+# algorithm.norm_adv_by_std_in_grpo) are deliberately absent: deltal derives them from method=<name>.
+
+: "${TASK:?set TASK (countdown or math) before sourcing common.sh}"
+: "${MODEL:?set MODEL (e.g. qwen2.5-3b) before sourcing common.sh}"
+: "${RUN_METHOD:?set RUN_METHOD (e.g. delta_l_alpha_1) before sourcing common.sh}"
+
+DELTAL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# --- cluster ---
+N_GPUS=${N_GPUS:-8}
+N_NODES=${N_NODES:-1}
+ROLLOUT_NAME=${ROLLOUT_NAME:-vllm}
+ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
+GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.6}
+# The python that runs deltal.train (tests point it at a shim that records the overrides).
+DELTAL_PYTHON=${DELTAL_PYTHON:-python3}
+
+# --- model and data ---
+BASE_MODEL=${BASE_MODEL:?the launch script sets BASE_MODEL}
+DATA_ROOT=${DATA_ROOT:-$HOME/data/deltal}
+DATA_DIR=${DATA_DIR:-$DATA_ROOT/$TASK}
+MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
+if [[ "$TASK" == math ]]; then
+  MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-1024}
+else
+  MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-512}
+fi
+# Same text as deltal.data.rl_format.RAW_PROMPT_CHAT_TEMPLATE (a test keeps them equal): base models get the
+# prompt verbatim, with no chat markup around it.
+RAW_PROMPT_CHAT_TEMPLATE='{% for message in messages %}{{ message.content }}{% endfor %}'
+
+# --- optimisation (paper Appendix A.2) ---
+TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-128}   # prompts per step
+ROLLOUT_N=${ROLLOUT_N:-10}                  # responses per prompt: 1280 responses per step
+MINI_BATCH_SIZE=${MINI_BATCH_SIZE:-32}      # prompts per optimizer step: 4 updates per training step
+LR=${LR:-1e-6}
+CLIP_RATIO_LOW=${CLIP_RATIO_LOW:-0.2}
+CLIP_RATIO_HIGH=${CLIP_RATIO_HIGH:-0.3}
+TEMPERATURE=${TEMPERATURE:-1.0}
+# Tokens per GPU in one dynamic micro-batch; two full-length sequences by default.
+PPO_MAX_TOKEN_LEN=${PPO_MAX_TOKEN_LEN:-$(((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH) * 2))}
+# CountDown runs end after TOTAL_TRAINING_STEPS (the epoch count is only an upper bound); Math runs count epochs.
+TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-null}
+TOTAL_EPOCHS=${TOTAL_EPOCHS:-10000}
+
+# --- evaluation: Avg@8 at temperature 1 every 50 steps ---
+VAL_N=${VAL_N:-8}
+VAL_TEMPERATURE=${VAL_TEMPERATURE:-1.0}
+TEST_FREQ=${TEST_FREQ:-50}
+
+# --- run bookkeeping ---
+SEED=${SEED:-1}
+PROJECT_NAME=${PROJECT_NAME:-deltal}
+if [[ "$MAX_RESPONSE_LENGTH" == 3072 ]]; then
+  RUN_MODEL=$MODEL
+else
+  RUN_MODEL=$MODEL-len$MAX_RESPONSE_LENGTH
+fi
+EXPERIMENT_NAME=${EXPERIMENT_NAME:-${TASK}__${RUN_METHOD}__${RUN_MODEL}__seed${SEED}}
+CKPT_DIR=${CKPT_DIR:-$DELTAL_REPO/checkpoints}
+SAVE_FREQ=${SAVE_FREQ:-100}
+MAX_CKPT_TO_KEEP=${MAX_CKPT_TO_KEEP:-2}
+# verl's file logger (metrics as JSON lines) and W&B offline runs write here; deltal.run_logging forwards it to Ray.
+LOG_DIR=${LOG_DIR:-$DELTAL_REPO/outputs/logs}
+export VERL_FILE_LOGGER_ROOT=${VERL_FILE_LOGGER_ROOT:-$LOG_DIR}
+export WANDB_DIR=${WANDB_DIR:-$LOG_DIR}
+
+# --- several nodes: join the Ray cluster started with `ray start` (ray.init reads RAY_ADDRESS) ---
+if ((N_NODES > 1)) && [[ -z "${RAY_ADDRESS:-}" ]]; then
+  echo "common.sh: N_NODES=$N_NODES needs a running Ray cluster. Run 'ray start --head' on the first node," \
+    "'ray start --address=<head-ip>:6379' on the others, then export RAY_ADDRESS=<head-ip>:6379." >&2
+  exit 2
+fi
+
+DELTAL_OVERRIDES=(
+  data.train_batch_size="$TRAIN_BATCH_SIZE"
+  data.max_prompt_length="$MAX_PROMPT_LENGTH"
+  data.max_response_length="$MAX_RESPONSE_LENGTH"
+  data.filter_overlong_prompts=True
+  data.truncation=error
+  data.seed="$SEED"
+  actor_rollout_ref.model.path="$BASE_MODEL"
+  "actor_rollout_ref.model.custom_chat_template='$RAW_PROMPT_CHAT_TEMPLATE'"
+  actor_rollout_ref.model.use_remove_padding=True
+  actor_rollout_ref.model.enable_gradient_checkpointing=True
+  actor_rollout_ref.actor.optim.lr="$LR"
+  actor_rollout_ref.actor.ppo_mini_batch_size="$MINI_BATCH_SIZE"
+  actor_rollout_ref.actor.use_dynamic_bsz=True
+  actor_rollout_ref.actor.ppo_max_token_len_per_gpu="$PPO_MAX_TOKEN_LEN"
+  actor_rollout_ref.actor.clip_ratio_low="$CLIP_RATIO_LOW"
+  actor_rollout_ref.actor.clip_ratio_high="$CLIP_RATIO_HIGH"
+  actor_rollout_ref.actor.use_kl_loss=False
+  actor_rollout_ref.actor.entropy_coeff=0
+  algorithm.use_kl_in_reward=False
+  actor_rollout_ref.rollout.name="$ROLLOUT_NAME"
+  actor_rollout_ref.rollout.n="$ROLLOUT_N"
+  actor_rollout_ref.rollout.temperature="$TEMPERATURE"
+  actor_rollout_ref.rollout.seed="$SEED"
+  actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP_SIZE"
+  actor_rollout_ref.rollout.gpu_memory_utilization="$GPU_MEMORY_UTILIZATION"
+  actor_rollout_ref.rollout.val_kwargs.n="$VAL_N"
+  actor_rollout_ref.rollout.val_kwargs.temperature="$VAL_TEMPERATURE"
+  actor_rollout_ref.rollout.val_kwargs.do_sample=True
+  actor_rollout_ref.rollout.val_kwargs.top_p=1.0
+  actor_rollout_ref.rollout.val_kwargs.top_k=-1
+  reward.custom_reward_function.path="$DELTAL_REPO/deltal/rewards/__init__.py"
+  reward.custom_reward_function.name=compute_score
+  trainer.n_gpus_per_node="$N_GPUS"
+  trainer.nnodes="$N_NODES"
+  trainer.total_training_steps="$TOTAL_TRAINING_STEPS"
+  trainer.total_epochs="$TOTAL_EPOCHS"
+  trainer.test_freq="$TEST_FREQ"
+  trainer.val_before_train=True
+  trainer.save_freq="$SAVE_FREQ"
+  trainer.max_actor_ckpt_to_keep="$MAX_CKPT_TO_KEEP"
+  trainer.default_local_dir="$CKPT_DIR/$PROJECT_NAME/$EXPERIMENT_NAME"
+  trainer.project_name="$PROJECT_NAME"
+  trainer.experiment_name="$EXPERIMENT_NAME"
+  "trainer.logger=[console,wandb,file]"
+)
+
+case "$TASK" in
+  countdown)
+    DELTAL_OVERRIDES+=(
+      data.train_files="$DATA_DIR/train.parquet"
+      data.val_files="$DATA_DIR/test.parquet"
+    )
+    ;;
+  math)
+    MATH_SERVER_URL=${MATH_SERVER_URL:-http://${MATH_SERVER_HOST:-127.0.0.1}:${MATH_SERVER_PORT:-6284}}
+    export MATH_SERVER_URL
+    DELTAL_OVERRIDES+=(
+      data.train_files="$DATA_DIR/train.parquet"
+      "data.val_files=[$DATA_DIR/math500.parquet,$DATA_DIR/aime2024.parquet,$DATA_DIR/amc.parquet,$DATA_DIR/minerva.parquet]"
+      # Reward workers may run on any node: they read the server's address from their own environment.
+      +ray_kwargs.ray_init.runtime_env.env_vars.MATH_SERVER_URL="$MATH_SERVER_URL"
+    )
+    ;;
+  *)
+    echo "common.sh: unknown TASK='$TASK' (use countdown or math)" >&2
+    exit 2
+    ;;
+esac

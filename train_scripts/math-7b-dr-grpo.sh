@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Math, Qwen2.5-7B, max response length 3072, 1 epoch: Dr. GRPO.
+# Launch: bash train_scripts/math-7b-dr-grpo.sh [extra hydra overrides]
+# Knobs (N_GPUS, DATA_DIR, SEED, ...) are in train_scripts/README.md; shared settings in train_scripts/common.sh.
+set -xeuo pipefail
+
+TASK=math
+MODEL=qwen2.5-7b
+RUN_METHOD=dr_grpo
+BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-7B}
+MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
+TOTAL_EPOCHS=${TOTAL_EPOCHS:-1}
+ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-2}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+"$DELTAL_PYTHON" -m deltal.train \
+  method=dr_grpo \
+  "${DELTAL_OVERRIDES[@]}" \
+  "$@"

@@ -1,0 +1,205 @@
+"""Checks that stop a training run before Ray starts, each with a message that says what to do.
+
+``python -m deltal.train`` calls :func:`run_preflight` on the resolved config of every real run (``DRY_RUN=1``
+skips it). It checks, and reports every failure at once:
+
+- verl loaded deltal's plugin (its estimators are registered);
+- the train and validation parquet files exist and have the columns verl and deltal's reward read
+  (``data_source``, ``prompt``, ``reward_model.ground_truth``), and every ``data_source`` has a deltal reward;
+- the LaTeX-equivalence server answers, when any file holds math data;
+- the custom reward file exists;
+- the model is a local folder with ``config.json``, or a hub id (then it only warns: that needs the network or
+  a filled Hugging Face cache);
+- a run on several nodes has a Ray cluster to join.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from omegaconf import DictConfig, ListConfig
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model")
+# A Hugging Face hub id: "org/name", one slash, no path prefix.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+DEFAULT_MATH_SERVER_URL_ENV = "MATH_SERVER_URL"
+
+
+class PreflightError(RuntimeError):
+    """The run cannot start; the message lists each problem and its fix."""
+
+
+def _as_paths(files: str | Iterable[str] | None) -> list[str]:
+    if files is None:
+        return []
+    if isinstance(files, str):
+        return [files]
+    if isinstance(files, ListConfig | list | tuple):
+        return [str(f) for f in files]
+    raise PreflightError(f"data file setting must be a path or a list of paths, got {files!r}")
+
+
+def check_data_file(path: str) -> tuple[list[str], set[str]]:
+    """Problems with one parquet file (empty when fine) and the data sources it holds."""
+    expanded = os.path.expanduser(path)
+    if not os.path.isfile(expanded):
+        return [
+            f"data file {path} does not exist. Build the data with `python -m deltal.data.countdown --out <DIR> "
+            "--template base` (CountDown) or `python -m deltal.data.math --out <DIR> ...` (Math), then set "
+            "DATA_DIR=<DIR> (or data.train_files / data.val_files)."
+        ], set()
+    try:
+        schema = pq.read_schema(expanded)
+    except Exception as exc:  # noqa: BLE001 - any parquet failure is reported with the file it came from
+        return [f"data file {path} is not a readable parquet file ({type(exc).__name__}: {exc}); rebuild it."], set()
+
+    missing = [column for column in REQUIRED_COLUMNS if column not in schema.names]
+    if "reward_model" in schema.names:
+        reward_type = schema.field("reward_model").type
+        if not hasattr(reward_type, "get_field_index") or reward_type.get_field_index("ground_truth") < 0:
+            missing.append("reward_model.ground_truth")
+    if missing:
+        return [
+            f"data file {path} lacks the column(s) {missing}: verl and deltal's reward need data_source, prompt "
+            "and reward_model.ground_truth. Rebuild it with a deltal builder (python -m deltal.data.<task>)."
+        ], set()
+
+    sources = pc.unique(pq.read_table(expanded, columns=["data_source"]).column("data_source")).to_pylist()
+    return [], {str(source) for source in sources}
+
+
+def _uses_deltal_reward(config: DictConfig) -> bool:
+    reward_fn = config.reward.get("custom_reward_function") or {}
+    path = reward_fn.get("path")
+    return bool(path) and Path(str(path)).resolve() == (Path(__file__).parent / "rewards" / "__init__.py").resolve()
+
+
+def check_reward_sources(sources: set[str]) -> list[str]:
+    """Problems for data sources that deltal's reward dispatcher cannot score."""
+    from deltal.rewards import SCORERS
+
+    unknown = sorted(sources - set(SCORERS))
+    if not unknown:
+        return []
+    return [
+        f"data_source value(s) {unknown} have no deltal reward (known: {sorted(SCORERS)}). Rebuild the data with "
+        "python -m deltal.data.<task> or add a scorer to deltal.rewards.SCORERS."
+    ]
+
+
+def math_sources() -> set[str]:
+    """Data sources scored through the math server (read from the reward dispatch table)."""
+    from deltal.rewards import SCORERS
+
+    return {source for source, target in SCORERS.items() if target.startswith("deltal.rewards.math:")}
+
+
+def math_server_url(config: DictConfig) -> str | None:
+    """The server address the reward workers will use: the one forwarded to Ray, else this process's env."""
+    env_vars = config.get("ray_kwargs", {}).get("ray_init", {}).get("runtime_env", {}).get("env_vars", {}) or {}
+    return env_vars.get(DEFAULT_MATH_SERVER_URL_ENV) or os.environ.get(DEFAULT_MATH_SERVER_URL_ENV)
+
+
+def check_math_server(url: str | None) -> list[str]:
+    """Problems reaching the LaTeX-equivalence server (empty when it answers its health check)."""
+    try:
+        from deltal.rewards.math import check_server_health
+    except ImportError as exc:
+        return [f"the math reward client deltal.rewards.math cannot be imported ({exc}); reinstall deltal."]
+    try:
+        check_server_health(url=url)
+    except RuntimeError as exc:
+        shown = url or "the default address"
+        return [
+            f"the math server at {shown} is not healthy ({exc}). Start it with `bash server/math/start.sh` "
+            "(MATH_SERVER_HOST / MATH_SERVER_PORT) and set MATH_SERVER_URL to an address every node can reach."
+        ]
+    return []
+
+
+def check_model(path: str) -> list[str]:
+    """Problems with the model path; a hub id only logs (it needs the network or the Hugging Face cache)."""
+    expanded = os.path.expanduser(path)
+    if os.path.isdir(expanded):
+        config_file = os.path.join(expanded, "config.json")
+        if not os.path.isfile(config_file):
+            return [f"model folder {path} has no config.json; point BASE_MODEL at a Hugging Face model folder."]
+        if not os.access(config_file, os.R_OK):
+            return [f"model folder {path} is not readable by this user; fix its permissions."]
+        return []
+    if not HUB_ID.fullmatch(path):
+        return [
+            f"model path {path} does not exist. Download the model (e.g. `huggingface-cli download Qwen/Qwen2.5-3B "
+            "--local-dir <dir>`) and set BASE_MODEL=<dir>, or give a hub id like Qwen/Qwen2.5-3B."
+        ]
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):
+        logger.info("model %s is a hub id found in the local Hugging Face cache", path)
+    else:
+        logger.warning(
+            "model %s is a hub id that is not in the Hugging Face cache (HF_HOME): the run will download it, which "
+            "needs network access. Set BASE_MODEL to a local folder to run offline.",
+            path,
+        )
+    return []
+
+
+def check_ray_cluster(config: DictConfig) -> list[str]:
+    """A run on several nodes must join a running Ray cluster instead of starting a one-node one."""
+    if int(config.trainer.get("nnodes", 1)) <= 1:
+        return []
+    address = config.get("ray_kwargs", {}).get("ray_init", {}).get("address") or os.environ.get("RAY_ADDRESS")
+    if address:
+        return []
+    return [
+        f"trainer.nnodes={config.trainer.nnodes} but no Ray cluster to join: run `ray start --head` on the first "
+        "node and `ray start --address=<head-ip>:6379` on the others, then export RAY_ADDRESS=<head-ip>:6379."
+    ]
+
+
+def check_registration() -> list[str]:
+    """Problems when verl did not load deltal's estimators."""
+    from deltal.verl_adapter.registration import assert_registered
+
+    try:
+        assert_registered()
+    except RuntimeError as exc:
+        return [str(exc)]
+    return []
+
+
+def run_preflight(config: DictConfig) -> None:
+    """Raise PreflightError listing every problem that would stop or spoil the run ``config`` describes."""
+    problems = check_registration()
+
+    sources: set[str] = set()
+    for path in _as_paths(config.data.train_files) + _as_paths(config.data.get("val_files")):
+        file_problems, file_sources = check_data_file(path)
+        problems += file_problems
+        sources |= file_sources
+
+    reward_path = (config.reward.get("custom_reward_function") or {}).get("path")
+    if reward_path and not os.path.isfile(os.path.expanduser(str(reward_path))):
+        problems.append(
+            f"reward.custom_reward_function.path={reward_path} does not exist; point it at deltal/rewards/__init__.py."
+        )
+    elif _uses_deltal_reward(config):
+        problems += check_reward_sources(sources)
+        if sources & math_sources():
+            problems += check_math_server(math_server_url(config))
+
+    problems += check_model(str(config.actor_rollout_ref.model.path))
+    problems += check_ray_cluster(config)
+
+    if problems:
+        raise PreflightError(f"{len(problems)} problem(s):\n" + "\n".join(f"- {problem}" for problem in problems))
+    logger.info("preflight passed: %d data source(s) %s", len(sources), sorted(sources))

@@ -72,10 +72,12 @@ def evaluate_expression(expression: str) -> tuple[Fraction, list[int]]:
     operators = sum(expression.count(op) for op in "+-*/")
     if operators > MAX_OPERATORS or expression.count("(") > MAX_OPEN_PARENS:
         raise ExpressionRejected("too_complex", "too many operators or parentheses")
-    if not expression.strip():
+    # Newlines would end the statement for ast.parse; an answer written over several lines is still one expression.
+    expression = " ".join(expression.split())
+    if not expression:
         raise ExpressionRejected("empty")
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        tree = ast.parse(expression, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         raise ExpressionRejected("syntax", type(error).__name__) from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:

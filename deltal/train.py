@@ -13,6 +13,7 @@ touching data, model or servers. Invalid settings exit with status 2 and a messa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -54,7 +55,9 @@ def run(cfg: DictConfig) -> None:
     from deltal.verl_adapter.config import ConfigError
 
     try:
-        validate_config(cfg)
+        # verl's validator prints progress to stdout; keep stdout for the YAML so a dry run can be piped.
+        with contextlib.redirect_stdout(sys.stderr):
+            validate_config(cfg)
     except (ConfigError, InstantiationException, RuntimeError, ValueError, TypeError, AssertionError) as exc:
         print(f"deltal: invalid configuration: {exc}", file=sys.stderr)
         sys.exit(EXIT_INVALID_CONFIG)

@@ -1,0 +1,68 @@
+"""verl finds deltal's estimators through the `verl.plugins` entry point: in a fresh process and inside a Ray worker.
+
+Also: a disabled plugin is caught by ``assert_registered`` with a message saying how to fix it.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = (
+    "import verl\n"
+    "from verl.trainer.ppo.core_algos import get_adv_estimator_fn\n"
+    "print(get_adv_estimator_fn('delta_l').__module__, get_adv_estimator_fn('deltal_grpo').__module__)\n"
+)
+
+
+def _run(code, **env):
+    full_env = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def test_a_fresh_process_that_imports_verl_sees_deltal_estimators():
+    result = _run(PROBE, VERL_USE_EXTERNAL_PLUGINS="auto")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["deltal.verl_adapter.estimator"] * 2
+
+
+def test_importing_the_plugin_does_not_import_verl_trainer_modules():
+    # Modules that the plugin adds beyond what `import verl` loads by itself, among verl's heavy trainer stack.
+    code = (
+        "import sys, verl\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('verl.trainer.ppo.ray_trainer', 'verl.trainer.ppo.v1',"
+        " 'verl.workers.engine_workers', 'verl.trainer.main_ppo', 'ray'))))\n"
+    )
+    with_plugin, without_plugin = _run(code), _run(code, VERL_USE_EXTERNAL_PLUGINS="none")
+    assert with_plugin.returncode == 0, with_plugin.stderr
+    assert with_plugin.stdout == without_plugin.stdout
+
+
+def test_assert_registered_explains_a_disabled_plugin():
+    code = "from deltal.verl_adapter.registration import assert_registered\nassert_registered()\n"
+    result = _run(code, VERL_USE_EXTERNAL_PLUGINS="none")
+    assert result.returncode != 0
+    assert "did not register deltal's advantage estimators" in result.stderr
+    assert "VERL_USE_EXTERNAL_PLUGINS" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_ray_worker_process_sees_deltal_estimators(ray_tmp_dir):
+    code = (
+        "import ray\n"
+        f"ray.init(num_cpus=1, include_dashboard=False, _temp_dir={ray_tmp_dir!r})\n"
+        "@ray.remote\n"
+        "def probe():\n"
+        "    import os, sys\n"
+        "    fresh = 'verl' not in sys.modules\n"
+        "    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY\n"
+        "    return os.getpid(), fresh, 'delta_l' in ADV_ESTIMATOR_REGISTRY, 'deltal_grpo' in ADV_ESTIMATOR_REGISTRY\n"
+        "pid, fresh, has_delta_l, has_grpo = ray.get(probe.remote())\n"
+        "import os\n"
+        "print(pid != os.getpid(), fresh, has_delta_l, has_grpo)\n"
+        "ray.shutdown()\n"
+    )
+    result = _run(code, RAY_AUTH_MODE="disabled")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "True True True True"

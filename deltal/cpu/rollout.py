@@ -278,7 +278,8 @@ class HFServerAdapter(BaseRollout):
     async def update_weights(self, weights: Any, wire_format: str = "named_tensors", **kwargs: Any) -> None:
         if wire_format != "named_tensors":
             raise NotImplementedError(
-                f"deltal_hf takes full named tensors, not {wire_format!r}; keep rollout.checkpoint_engine.backend=naive."
+                f"deltal_hf takes full named tensors, not {wire_format!r}; "
+                "keep actor_rollout_ref.rollout.checkpoint_engine.backend=naive."
             )
         tensors: dict[str, torch.Tensor] = {}
         if hasattr(weights, "__aiter__"):

@@ -33,7 +33,9 @@ import numbers
 from typing import Any
 
 from deltal.rewards.math_answer import MAX_ANSWER_CHARS, extract_boxed_answer, normalize_answer
-from deltal.rewards.math_client import shared_batcher
+from deltal.rewards.math_client import check_server_health, shared_batcher
+
+__all__ = ["check_server_health", "compute_score", "compute_score_async"]
 
 CORRECT_STATUSES = frozenset({"exact_match", "equal"})
 

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import equivalence
 import pebble
@@ -74,8 +75,10 @@ async def _all_done(tasks: list[pebble.ProcessFuture]) -> None:
 class CheckerPool:
     """pebble ProcessPool of math-verify workers plus the bookkeeping the HTTP layer reports."""
 
-    def __init__(self, settings: ServerSettings):
+    def __init__(self, settings: ServerSettings, check: Callable[[str, str, int, int], str] = equivalence.check_pair):
+        """``check`` runs in the workers; it must be importable by name there (tests pass fault-injecting ones)."""
         self.settings = settings
+        self._check = check
         self.ready = False
         self.status_counts: Counter[str] = Counter()
         self._pool: pebble.ProcessPool | None = None
@@ -124,7 +127,7 @@ class CheckerPool:
         unique_pairs = list(dict.fromkeys(pairs))  # RL batches repeat answers: n rollouts often agree
         tasks = [
             self._pool.schedule(
-                equivalence.check_pair,
+                self._check,
                 args=(gold, prediction, self.settings.inner_timeout_s, self.settings.parse_tail_chars),
                 timeout=self.settings.hard_timeout_s,
             )

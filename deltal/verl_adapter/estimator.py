@@ -66,19 +66,23 @@ def _deltal_advantage(
     filter_enabled = bool(_setting(config, "filter_overlong_response.enable", False))
     max_len = _max_response_length(config, required=filter_enabled)
 
-    advantages, _ = compute_grpo_vectorized_outcome_advantage(
+    lengths = response_lengths(response_mask)  # (bs,)
+    # One advantage per response first ((bs, 1) "mask" of ones), so filtering and weighting touch bs numbers and
+    # the only pass over (bs, response_len) is the final broadcast, as in verl's own vectorised GRPO.
+    per_response, _ = compute_grpo_vectorized_outcome_advantage(
         token_level_rewards=token_level_rewards,
-        response_mask=response_mask,
+        response_mask=torch.ones_like(lengths).unsqueeze(-1),
         index=index,
         norm_adv_by_std_in_grpo=norm_by_std,
-    )  # (bs, response_len), already zero on padding tokens
-    lengths = response_lengths(response_mask)  # (bs,)
+    )
+    per_response = per_response.squeeze(-1)  # (bs,)
     if filter_enabled:
-        advantages = filter_overlong(advantages, lengths, max_len)
+        per_response = filter_overlong(per_response, lengths, max_len)
     weights = None
     if alpha is not None:
         weights = delta_l_advantage_weights(lengths, alpha)  # (bs,), 0 on batch-padding rows
-        advantages = advantages * weights.unsqueeze(-1)
+        per_response = per_response * weights
+    advantages = per_response.unsqueeze(-1) * response_mask  # (bs, response_len), zero on padding tokens
 
     _pending_step_stats.clear()
     _pending_step_stats.update(lengths=lengths, weights=weights, max_len=max_len, alpha=alpha, filtered=filter_enabled)

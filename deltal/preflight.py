@@ -76,22 +76,32 @@ def check_data_file(path: str) -> tuple[list[str], set[str]]:
     return [], {str(source) for source in sources}
 
 
-def _uses_deltal_reward(config: DictConfig) -> bool:
-    reward_fn = config.reward.get("custom_reward_function") or {}
-    path = reward_fn.get("path")
-    return bool(path) and Path(str(path)).resolve() == (Path(__file__).parent / "rewards" / "__init__.py").resolve()
-
-
-def check_reward_sources(sources: set[str]) -> list[str]:
-    """Problems for data sources that deltal's reward dispatcher cannot score."""
+def scorable_sources(reward_path: str | None) -> set[str] | None:
+    """Data sources deltal's reward at ``reward_path`` can score; None when the reward is not deltal's."""
     from deltal.rewards import SCORERS
 
-    unknown = sorted(sources - set(SCORERS))
+    if not reward_path:
+        return None
+    if reward_path.startswith("pkg://"):
+        module = reward_path.removeprefix("pkg://").replace("/", ".")
+        if module == "deltal.rewards":
+            return set(SCORERS)
+        if module.startswith("deltal.rewards."):
+            return {source for source, target in SCORERS.items() if target.split(":")[0] == module}
+        return None
+    dispatcher = (Path(__file__).parent / "rewards" / "__init__.py").resolve()
+    return set(SCORERS) if Path(os.path.expanduser(reward_path)).resolve() == dispatcher else None
+
+
+def check_reward_sources(sources: set[str], scorable: set[str], reward_path: str) -> list[str]:
+    """Problems for data sources that the configured deltal reward cannot score."""
+    unknown = sorted(sources - scorable)
     if not unknown:
         return []
     return [
-        f"data_source value(s) {unknown} have no deltal reward (known: {sorted(SCORERS)}). Rebuild the data with "
-        "python -m deltal.data.<task> or add a scorer to deltal.rewards.SCORERS."
+        f"data_source value(s) {unknown} cannot be scored by the reward {reward_path} (it scores {sorted(scorable)}). "
+        "Use reward.custom_reward_function.path=pkg://deltal.rewards with name=compute_score, or rebuild the data "
+        "with python -m deltal.data.<task>."
     ]
 
 
@@ -188,14 +198,16 @@ def run_preflight(config: DictConfig) -> None:
         sources |= file_sources
 
     reward_path = (config.reward.get("custom_reward_function") or {}).get("path")
-    if reward_path and not os.path.isfile(os.path.expanduser(str(reward_path))):
+    reward_path = str(reward_path) if reward_path else None
+    if reward_path and not reward_path.startswith("pkg://") and not os.path.isfile(os.path.expanduser(reward_path)):
         problems.append(
             f"reward.custom_reward_function.path={reward_path} does not exist; point it at deltal/rewards/__init__.py."
         )
-    elif _uses_deltal_reward(config):
-        problems += check_reward_sources(sources)
-        if sources & math_sources():
-            problems += check_math_server(math_server_url(config))
+    scorable = scorable_sources(reward_path)
+    if scorable is not None:
+        problems += check_reward_sources(sources, scorable, reward_path)
+    if sources & math_sources():
+        problems += check_math_server(math_server_url(config))
 
     problems += check_model(str(config.actor_rollout_ref.model.path))
     problems += check_ray_cluster(config)

@@ -20,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../train_scripts/common.sh"
   method=delta_l \
   algorithm.grpopp_config.alpha=1 \
   algorithm.filter_groups.enable=True \
-  algorithm.filter_groups.metric=score \
+  algorithm.filter_groups.metric=acc \
   algorithm.filter_groups.max_inflight_gen_batches="$MAX_INFLIGHT_GEN_BATCHES" \
   "${DELTAL_OVERRIDES[@]}" \
   "$@"

@@ -19,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../train_scripts/common.sh"
 "$DELTAL_PYTHON" -m deltal.train \
   method=dapo_norm \
   algorithm.filter_groups.enable=True \
-  algorithm.filter_groups.metric=score \
+  algorithm.filter_groups.metric=acc \
   algorithm.filter_groups.max_inflight_gen_batches="$MAX_INFLIGHT_GEN_BATCHES" \
   "${DELTAL_OVERRIDES[@]}" \
   "$@"

@@ -1,0 +1,353 @@
+"""Every paper launch script runs the experiment its name describes, and its full config validates against verl.
+
+Each script is run once with ``DELTAL_PYTHON`` pointing at a shim that records the ``deltal.train`` command line;
+the recorded override lists are then composed and validated in this one process (verl's real ``ppo_trainer``
+config, deltal's resolver, verl's own checks), and two scripts run for real with ``DRY_RUN=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_SCRIPTS = REPO / "train_scripts"
+DAPO_SCRIPTS = REPO / "recipe" / "dapo"
+NOT_PAPER_RUNS = {"common.sh", "quickstart-cpu.sh"}
+
+PAPER_METHODS = {
+    # script slug -> (method preset, α or None)
+    "grpo-norm": ("grpo_norm", None),
+    "dapo-norm": ("dapo_norm", None),
+    "dr-grpo-norm": ("dr_grpo_norm", None),
+    "dr-grpo": ("dr_grpo", None),
+    "delta-l-norm-alpha-1": ("delta_l", 1.0),
+    "delta-l-norm-alpha-0.75": ("delta_l", 0.75),
+    "delta-l-norm-alpha-0.5": ("delta_l", 0.5),
+}
+PAPER_MODELS = {
+    # script slug -> (hub id, max response length, CountDown steps, Math epochs), paper Appendix A.2
+    "3b": ("Qwen/Qwen2.5-3B", 3072, 1000, 3),
+    "7b": ("Qwen/Qwen2.5-7B", 3072, 500, 1),
+    "3b-8192": ("Qwen/Qwen2.5-3B", 8192, 1000, 2),
+}
+# Names of the reference repository's scripts (its README), which must exist exactly.
+REFERENCE_NAMES = [
+    f"train_scripts/{task}-3b-{slug}.sh"
+    for task in ("countdown", "math")
+    for slug in ("dapo-norm", "grpo-norm", "dr-grpo-norm", "dr-grpo")
+] + [
+    "train_scripts/countdown-3b-delta-l-norm-alpha-1.sh",
+    "train_scripts/math-3b-delta-l-norm-alpha-0.75.sh",
+    "recipe/dapo/countdown-dapo-3b-w-overlong-filtering.sh",
+    "recipe/dapo/countdown-dapo-3b-w-soft-punishment.sh",
+    "recipe/dapo/countdown-dapo-3b-wo-sp-wo-of.sh",
+    "recipe/dapo/countdown-dapo-3b-delta-L-norm-alpha-1.sh",
+    "recipe/dapo/math-dapo-3b-w-overlong-filtering.sh",
+    "recipe/dapo/math-dapo-3b-w-soft-punishment.sh",
+    "recipe/dapo/math-dapo-3b-wo-sp-wo-of.sh",
+    "recipe/dapo/math-dapo-3b-delta-L-norm-alpha-0.75.sh",
+]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a script's name says it runs."""
+
+    task: str
+    method: str
+    alpha: float | None
+    model: str
+    max_response_length: int
+    countdown_steps: int
+    math_epochs: int
+    dapo_variant: str | None  # w-overlong-filtering | w-soft-punishment | wo-sp-wo-of | delta-l | None
+
+
+def expected_from_name(path: Path) -> Expected:
+    """Parse a launch script's file name into the run it must describe."""
+    name = path.name.removesuffix(".sh")
+    dapo = re.fullmatch(r"(countdown|math)-dapo-3b-(.+)", name)
+    if dapo:
+        task, variant = dapo.groups()
+        if variant.startswith("delta-L-norm-alpha-"):
+            alpha = float(variant.removeprefix("delta-L-norm-alpha-"))
+            return Expected(task, "delta_l", alpha, "Qwen/Qwen2.5-3B", 3072, 1000, 3, "delta-l")
+        return Expected(task, "dapo_norm", None, "Qwen/Qwen2.5-3B", 3072, 1000, 3, variant)
+    match = re.fullmatch(r"(countdown|math)-(3b-8192|3b|7b)-(.+)", name)
+    assert match, f"{path.name} does not follow {{task}}-{{model}}-{{method}}.sh"
+    task, model_slug, method_slug = match.groups()
+    method, alpha = PAPER_METHODS[method_slug]
+    model, length, steps, epochs = PAPER_MODELS[model_slug]
+    return Expected(task, method, alpha, model, length, steps, epochs, None)
+
+
+def launch_scripts() -> list[Path]:
+    train = [p for p in sorted(TRAIN_SCRIPTS.glob("*.sh")) if p.name not in NOT_PAPER_RUNS]
+    return train + sorted(DAPO_SCRIPTS.glob("*.sh"))
+
+
+SCRIPTS = launch_scripts()
+
+
+def script_id(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory) -> Path:
+    """An executable that stands in for python and writes its argv as JSON to $DELTAL_CAPTURE."""
+    path = tmp_path_factory.mktemp("shim") / "capture_python"
+    path.write_text(
+        f"#!{sys.executable} -I\n"
+        + textwrap.dedent(
+            """
+            import json, os, sys
+            with open(os.environ["DELTAL_CAPTURE"], "w") as out:
+                json.dump(sys.argv[1:], out)
+            """
+        )
+    )
+    path.chmod(0o755)
+    return path
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment a user without any deltal knobs set would have, plus ``extra``."""
+    knobs = re.compile(
+        r"^(N_GPUS|N_NODES|BASE_MODEL|DATA_DIR|DATA_ROOT|MAX_\w+|ROLLOUT_\w+|PROJECT_NAME|"
+        r"EXPERIMENT_NAME|SEED|CKPT_DIR|LOG_DIR|MATH_SERVER_\w+|RAY_ADDRESS|WANDB_\w+|VERL_\w+|"
+        r"TOTAL_\w+|DRY_RUN|DELTAL_\w+|TASK|MODEL|RUN_METHOD)$"
+    )
+    env = {key: value for key, value in os.environ.items() if not knobs.match(key)}
+    env.update(HOME=str(tmp_path), **extra)
+    return env
+
+
+def capture(script: Path, shim: Path, tmp_path: Path, *args: str, **env_extra: str) -> list[str]:
+    """Run ``script`` with the shim as python; return the argv it passed to python."""
+    out = tmp_path / f"{script.name}.json"
+    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), DELTAL_CAPTURE=str(out), **env_extra)
+    result = subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def captured(shim, tmp_path_factory) -> dict[Path, list[str]]:
+    home = tmp_path_factory.mktemp("home")
+    return {script: capture(script, shim, home) for script in SCRIPTS}
+
+
+def overrides_of(argv: list[str]) -> dict[str, str]:
+    """key -> value of a deltal.train command line (last one wins, as in hydra); '+' prefixes dropped."""
+    assert argv[:2] == ["-m", "deltal.train"], argv[:2]
+    pairs = {}
+    for item in argv[2:]:
+        key, _, value = item.partition("=")
+        pairs[key.lstrip("+")] = value
+    return pairs
+
+
+def test_reference_repository_script_names_all_exist():
+    missing = [name for name in REFERENCE_NAMES if not (REPO / name).is_file()]
+    assert not missing
+
+
+def test_every_task_method_and_model_of_the_paper_has_a_script():
+    expected = {
+        f"{task}-{model}-{method}.sh"
+        for task in ("countdown", "math")
+        for model in PAPER_MODELS
+        for method in PAPER_METHODS
+    }
+    actual = {p.name for p in TRAIN_SCRIPTS.glob("*.sh")} - NOT_PAPER_RUNS
+    assert actual == expected
+    assert len({p.name for p in DAPO_SCRIPTS.glob("*.sh")}) == 8
+
+
+@pytest.mark.parametrize("script", SCRIPTS + [TRAIN_SCRIPTS / "common.sh"], ids=script_id)
+def test_script_passes_bash_syntax_check(script):
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_script_is_declarative_and_passes_extra_arguments_last(script):
+    text = script.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -xeuo pipefail" in text
+    assert text.rstrip().endswith('"$@"')
+    # deltal derives these from the method; a script that set them could contradict it.
+    for derived in ("adv_estimator", "loss_agg_mode", "loss_scale_factor", "norm_adv_by_std_in_grpo"):
+        assert derived not in text
+
+
+def test_extra_command_line_arguments_reach_deltal_train_last(shim, tmp_path):
+    argv = capture(TRAIN_SCRIPTS / "countdown-3b-grpo-norm.sh", shim, tmp_path, "trainer.total_training_steps=3")
+    assert argv[-1] == "trainer.total_training_steps=3"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_script_runs_what_its_name_says(script, captured):
+    want = expected_from_name(script)
+    got = overrides_of(captured[script])
+
+    assert got["method"] == want.method
+    if want.alpha is None:
+        assert "algorithm.grpopp_config.alpha" not in got
+    else:
+        assert float(got["algorithm.grpopp_config.alpha"]) == want.alpha
+    assert got["actor_rollout_ref.model.path"] == want.model
+    assert int(got["data.max_response_length"]) == want.max_response_length
+    if want.task == "countdown":
+        assert got["data.train_files"].endswith("/countdown/train.parquet")
+        assert got["data.val_files"].endswith("/countdown/test.parquet")
+        assert int(got["trainer.total_training_steps"]) == want.countdown_steps
+    else:
+        assert got["data.train_files"].endswith("/math/train.parquet")
+        for split in ("math500", "aime2024", "amc", "minerva"):
+            assert f"/math/{split}.parquet" in got["data.val_files"]
+        assert got["trainer.total_training_steps"] == "null"
+        assert int(got["trainer.total_epochs"]) == want.math_epochs
+    if "7b" in script.name:
+        assert got["actor_rollout_ref.rollout.tensor_model_parallel_size"] == "2"
+
+    dapo = want.dapo_variant is not None
+    assert got.get("algorithm.filter_groups.enable", "False") == str(dapo)
+    assert got.get("algorithm.filter_overlong_response.enable", "False") == str(
+        want.dapo_variant == "w-overlong-filtering"
+    )
+    soft = want.dapo_variant == "w-soft-punishment"
+    assert (got.get("reward.reward_manager.name") == "dapo") == soft
+    if soft:
+        assert got["reward.reward_kwargs.overlong_buffer_cfg.enable"] == "True"
+        assert got["reward.reward_kwargs.overlong_buffer_cfg.len"] == "2048"
+
+
+def test_run_name_encodes_task_method_model_and_seed(captured):
+    names = {s.name: overrides_of(argv)["trainer.experiment_name"] for s, argv in captured.items()}
+    assert names["countdown-3b-delta-l-norm-alpha-1.sh"] == "countdown__delta_l_alpha_1__qwen2.5-3b__seed1"
+    assert names["math-7b-dr-grpo.sh"] == "math__dr_grpo__qwen2.5-7b__seed1"
+    assert names["math-3b-8192-delta-l-norm-alpha-0.75.sh"] == "math__delta_l_alpha_0.75__qwen2.5-3b-len8192__seed1"
+    assert names["countdown-dapo-3b-w-soft-punishment.sh"] == "countdown__dapo_w_soft_punishment__qwen2.5-3b__seed1"
+    assert len(set(names.values())) == len(names), "two scripts would write to the same run"
+
+
+def test_environment_knobs_change_the_command_line(shim, tmp_path):
+    argv = capture(
+        TRAIN_SCRIPTS / "math-3b-grpo-norm.sh",
+        shim,
+        tmp_path,
+        N_GPUS="4",
+        SEED="7",
+        DATA_DIR="/data/m",
+        BASE_MODEL="/models/q3b",
+        MATH_SERVER_URL="http://10.0.0.5:7000",
+        ROLLOUT_TP_SIZE="2",
+    )
+    got = overrides_of(argv)
+    assert got["trainer.n_gpus_per_node"] == "4"
+    assert got["data.seed"] == got["actor_rollout_ref.rollout.seed"] == "7"
+    assert got["trainer.experiment_name"] == "math__grpo_norm__qwen2.5-3b__seed7"
+    assert got["data.train_files"] == "/data/m/train.parquet"
+    assert got["actor_rollout_ref.model.path"] == "/models/q3b"
+    assert got["ray_kwargs.ray_init.runtime_env.env_vars.MATH_SERVER_URL"] == "http://10.0.0.5:7000"
+    assert got["actor_rollout_ref.rollout.tensor_model_parallel_size"] == "2"
+
+
+def test_several_nodes_without_a_ray_cluster_stop_with_instructions(shim, tmp_path):
+    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), DELTAL_CAPTURE=str(tmp_path / "x.json"), N_NODES="2")
+    result = subprocess.run(
+        ["bash", str(TRAIN_SCRIPTS / "countdown-7b-grpo-norm.sh")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "RAY_ADDRESS" in result.stderr and "ray start --head" in result.stderr
+    assert not (tmp_path / "x.json").exists()
+    argv = capture(
+        TRAIN_SCRIPTS / "countdown-7b-grpo-norm.sh", shim, tmp_path, N_NODES="2", RAY_ADDRESS="10.0.0.1:6379"
+    )
+    assert overrides_of(argv)["trainer.nnodes"] == "2"
+
+
+def test_shared_raw_prompt_template_is_deltals_constant():
+    from deltal.data.rl_format import RAW_PROMPT_CHAT_TEMPLATE
+
+    assert f"RAW_PROMPT_CHAT_TEMPLATE='{RAW_PROMPT_CHAT_TEMPLATE}'" in (TRAIN_SCRIPTS / "common.sh").read_text()
+
+
+# Method preset -> (verl estimator, loss_agg_mode, constant denominator?), the aggregations of paper Table 1.
+RESOLVED = {
+    "grpo_norm": ("deltal_grpo", "seq-mean-token-mean", False),
+    "dapo_norm": ("deltal_grpo", "token-mean", False),
+    "dr_grpo_norm": ("deltal_grpo", "seq-mean-token-sum-norm", True),
+    "dr_grpo": ("deltal_grpo", "seq-mean-token-sum-norm", True),
+    "delta_l": ("delta_l", "seq-mean-token-sum-norm", True),
+}
+
+
+@pytest.mark.slow  # one hydra compose of verl's full config per script: about 1 s each on 2 cores
+def test_every_script_config_composes_and_validates_against_verl(captured, tmp_path, monkeypatch):
+    from deltal.train import compose_config, validate_config
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for script, argv in captured.items():
+        want = expected_from_name(script)
+        cfg = validate_config(compose_config(argv[2:]))
+        actor, rollout, algo = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout, cfg.algorithm
+        estimator, mode, constant = RESOLVED[want.method]
+        assert (algo.adv_estimator, actor.loss_agg_mode) == (estimator, mode), script.name
+        assert actor.loss_scale_factor == (want.max_response_length if constant else None), script.name
+        assert algo.norm_adv_by_std_in_grpo == (want.method != "dr_grpo"), script.name
+        if want.alpha is not None:
+            assert algo.grpopp_config.alpha == want.alpha
+        # Paper Appendix A.2: 128 prompts x 10 rollouts, mini-batch 32 prompts, lr 1e-6, clip 0.2/0.3, no KL/entropy.
+        assert (cfg.data.train_batch_size, rollout.n, actor.ppo_mini_batch_size) == (128, 10, 32)
+        assert actor.optim.lr == 1e-6
+        assert (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.3)
+        assert not actor.use_kl_loss and not algo.use_kl_in_reward and actor.entropy_coeff == 0
+        # Validation Avg@8 at temperature 1 every 50 steps.
+        assert (rollout.val_kwargs.n, rollout.val_kwargs.temperature, rollout.val_kwargs.do_sample) == (8, 1.0, True)
+        assert cfg.trainer.test_freq == 50
+        assert cfg.data.max_response_length == want.max_response_length
+        assert algo.filter_groups.enable == (want.dapo_variant is not None)
+        if want.dapo_variant == "w-soft-punishment":
+            assert cfg.reward.reward_kwargs.max_resp_len == want.max_response_length
+
+
+def _dry_run(script: Path, tmp_path: Path) -> dict:
+    env = clean_env(tmp_path, DELTAL_PYTHON=sys.executable, DRY_RUN="1", HF_HOME=str(tmp_path / "hf"))
+    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.mark.slow
+def test_countdown_delta_l_script_dry_run_prints_the_resolved_config(tmp_path):
+    cfg = _dry_run(TRAIN_SCRIPTS / "countdown-3b-delta-l-norm-alpha-1.sh", tmp_path)
+    assert cfg["algorithm"]["adv_estimator"] == "delta_l"
+    assert cfg["algorithm"]["deltal"] == {"method": "delta_l", "alpha": 1.0, "max_response_length": 3072}
+    assert cfg["actor_rollout_ref"]["actor"]["loss_scale_factor"] == 3072
+    assert cfg["trainer"]["experiment_name"] == "countdown__delta_l_alpha_1__qwen2.5-3b__seed1"
+
+
+@pytest.mark.slow
+def test_math_soft_punishment_recipe_dry_run_prints_the_resolved_config(tmp_path):
+    cfg = _dry_run(DAPO_SCRIPTS / "math-dapo-3b-w-soft-punishment.sh", tmp_path)
+    assert cfg["actor_rollout_ref"]["actor"]["loss_agg_mode"] == "token-mean"
+    assert cfg["reward"]["reward_manager"]["name"] == "dapo"
+    assert cfg["reward"]["reward_kwargs"] == {
+        "max_resp_len": 3072,
+        "overlong_buffer_cfg": {"enable": True, "len": 2048, "penalty_factor": 1.0, "log": True},
+    }
+    assert cfg["algorithm"]["filter_groups"]["enable"] is True
+    assert cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]["MATH_SERVER_URL"] == "http://127.0.0.1:6284"

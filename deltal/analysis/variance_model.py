@@ -260,6 +260,7 @@ def aggregator_moments(
     With C (R, N) the coefficients of R resampled groups (repeats summed), ĝ_r = C_r g, so
     Var = mean_r (C_r − c̄) K (C_r − c̄)ᵀ, ||E ĝ||² = c̄ K c̄ᵀ, and E ĝ·ḡ / ||ḡ||² = c̄ K 1 N / (1ᵀ K 1).
     """
+    lengths = lengths.double()
     count = lengths.numel()
     generator = torch.Generator().manual_seed(config.seed)
     picks = torch.randint(0, count, (config.resamples, config.group_size), generator=generator)  # (R, G)

@@ -33,6 +33,7 @@ from verl.workers.rollout.replica import RolloutMode, RolloutReplica, TokenOutpu
 
 from deltal.cpu.backend import ROLLOUT_NAME
 from deltal.cpu.sampling import SampledResponse, SamplingSettings, generate_batch
+from deltal.cpu.threads import cpu_threads
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +44,6 @@ BATCH_COLLECT_S = 0.02
 def server_actor_name(replica_rank: int) -> str:
     """Ray actor name of a replica's server; the worker-side adapter finds its server by this name."""
     return f"{ROLLOUT_NAME}_server_{replica_rank}"
-
-
-def cpu_threads() -> int:
-    """Torch intra-op threads for CPU rollout servers (env ``DELTAL_CPU_THREADS``, default 1)."""
-    raw = os.environ.get("DELTAL_CPU_THREADS", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"DELTAL_CPU_THREADS={raw!r} must be a positive integer.")
-    return int(raw)
 
 
 @dataclass

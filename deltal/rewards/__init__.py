@@ -1,9 +1,9 @@
-"""One reward entry for every task: ``deltal.rewards.compute_score``.
+"""One reward entry for every task: ``deltal.rewards.compute_score`` (and its async twin).
 
-Point verl at it with ``reward.custom_reward_function.path=<deltal>/rewards/__init__.py`` and
-``reward.custom_reward_function.name=compute_score`` (the launch scripts do this). It dispatches on
-``data_source``; the task modules are imported on first use so that CountDown runs never import the
-math client and vice versa.
+Point verl at it with ``reward.custom_reward_function.path=pkg://deltal.rewards`` and
+``reward.custom_reward_function.name=compute_score_async`` (the launch scripts do this; the async twin
+lets math responses of one step share batched server requests). It dispatches on ``data_source``; the
+task modules are imported on first use so that CountDown runs never import the math client and vice versa.
 """
 
 from __future__ import annotations
@@ -41,3 +41,18 @@ def resolve_scorer(data_source: str):
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs):
     """verl custom reward function: score one response by its task's rule."""
     return resolve_scorer(data_source)(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)
+
+
+async def compute_score_async(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs
+):
+    """Async twin for verl's reward loop, which awaits coroutine scorers concurrently.
+
+    A task whose scorer has an ``<name>_async`` sibling (math: it coalesces concurrent calls into batched
+    server requests) is awaited through it; the others are cheap and run inline.
+    """
+    scorer = resolve_scorer(data_source)
+    twin = getattr(importlib.import_module(scorer.__module__), f"{scorer.__name__}_async", None)
+    if twin is not None:
+        return await twin(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)
+    return scorer(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)

@@ -224,6 +224,9 @@ def test_script_runs_what_its_name_says(script, captured):
 
     dapo = want.dapo_variant is not None
     assert got.get("algorithm.filter_groups.enable", "False") == str(dapo)
+    if dapo:
+        # Filter on task success, not on the (possibly soft-punished) reward; both scorers report "acc".
+        assert got["algorithm.filter_groups.metric"] == "acc"
     assert got.get("algorithm.filter_overlong_response.enable", "False") == str(
         want.dapo_variant == "w-overlong-filtering"
     )

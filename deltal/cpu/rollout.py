@@ -37,8 +37,10 @@ from deltal.cpu.threads import cpu_threads
 
 logger = logging.getLogger(__name__)
 
-# How long the server waits for more concurrent requests before sampling a batch.
-BATCH_COLLECT_S = 0.02
+# The server samples a batch once no new request arrived for BATCH_QUIET_S (the agent loop sends a step's
+# requests in a burst), or after BATCH_MAX_WAIT_S at the latest.
+BATCH_QUIET_S = 0.03
+BATCH_MAX_WAIT_S = 0.5
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -138,7 +140,13 @@ class HFTokenServer:
     async def _run_batches(self) -> None:
         """Drain the pending requests in batches that share sampling settings; runs until none are left."""
         while self._pending:
-            await asyncio.sleep(BATCH_COLLECT_S)
+            waited = 0.0
+            while waited < BATCH_MAX_WAIT_S:
+                seen = len(self._pending)
+                await asyncio.sleep(BATCH_QUIET_S)
+                waited += BATCH_QUIET_S
+                if len(self._pending) == seen:
+                    break
             batch, self._pending = self._pending, []
             groups: dict[tuple, list[_PendingRequest]] = {}
             for request in batch:

@@ -1,0 +1,36 @@
+"""Warm start: a few supervised steps lower the response loss, held-out problems are never trained on, and the
+training targets are exactly what the strict reward accepts.
+"""
+
+import random
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from deltal.cpu.warmstart import WarmStartSettings, answer_text, draw_training_pool, train_warm_start
+from deltal.data.countdown import instance_key
+from deltal.rewards.countdown import compute_score_strict
+
+
+def test_a_few_steps_reduce_the_response_loss(tiny_assets):
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_assets)
+    model = AutoModelForCausalLM.from_pretrained(tiny_assets, attn_implementation="sdpa")
+    settings = WarmStartSettings(steps=25, batch_size=16, warmup_steps=5, problem_pool=200)
+    losses = train_warm_start(model, tokenizer, settings)
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-5:]) / 5 < 0.7 * losses[0]
+
+
+def test_held_out_problems_are_excluded_and_targets_score_one(tiny_assets):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_assets)
+    held_out = [((7, 1, 5), 35), ((2, 3, 4), 24), ((10, 10, 1), 100)]
+    pool = draw_training_pool(tokenizer, 300, random.Random(1), held_out)
+    keys = {instance_key(numbers, target) for (numbers, target), _, _ in pool}
+    assert len(keys) == len(pool) == 300
+    assert not keys & {instance_key(n, t) for n, t in held_out}
+    for (numbers, target), prompt, solutions in pool[:50]:
+        assert solutions, "every drawn problem is solvable"
+        assert tokenizer.decode(prompt).endswith("<|im_start|>assistant\n")
+        truth = {"target": target, "numbers": list(numbers)}
+        assert compute_score_strict("countdown_easy", answer_text(solutions[0]), truth)["score"] == 1.0

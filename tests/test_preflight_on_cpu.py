@@ -46,7 +46,7 @@ def countdown_config(tmp_path, model_dir):
     return OmegaConf.create(
         {
             "data": {"train_files": train, "val_files": test},
-            "reward": {"custom_reward_function": {"path": DISPATCHER, "name": "compute_score"}},
+            "reward": {"custom_reward_function": {"path": "pkg://deltal.rewards", "name": "compute_score_async"}},
             "actor_rollout_ref": {"model": {"path": model_dir}},
             "trainer": {"nnodes": 1},
             "ray_kwargs": {"ray_init": {"num_cpus": None}},
@@ -140,6 +140,20 @@ def test_file_without_prompt_column_is_rejected(countdown_config, registered, tm
 def test_data_source_without_a_deltal_reward_is_rejected(countdown_config, registered, tmp_path):
     countdown_config.data.val_files = write_rows(tmp_path / "gsm8k.parquet", "gsm8k")
     with pytest.raises(PreflightError, match=r"\['gsm8k'\] cannot be scored"):
+        run_preflight(countdown_config)
+
+
+def test_dispatcher_given_as_a_file_path_is_checked_like_the_package(countdown_config, registered, tmp_path):
+    countdown_config.reward.custom_reward_function.path = DISPATCHER
+    run_preflight(countdown_config)
+    countdown_config.data.val_files = write_rows(tmp_path / "gsm8k.parquet", "gsm8k")
+    with pytest.raises(PreflightError, match=r"\['gsm8k'\] cannot be scored"):
+        run_preflight(countdown_config)
+
+
+def test_missing_reward_file_is_reported(countdown_config, registered, tmp_path):
+    countdown_config.reward.custom_reward_function.path = str(tmp_path / "my_reward.py")
+    with pytest.raises(PreflightError, match="my_reward.py does not exist"):
         run_preflight(countdown_config)
 
 

@@ -110,6 +110,10 @@ DELTAL_OVERRIDES=(
   actor_rollout_ref.rollout.val_kwargs.do_sample=True
   actor_rollout_ref.rollout.val_kwargs.top_p=1.0
   actor_rollout_ref.rollout.val_kwargs.top_k=-1
+  # deltal's reward dispatcher (by data_source); the coroutine form lets a reward worker send every math answer
+  # in flight to the LaTeX-equivalence server as one batch.
+  reward.custom_reward_function.path=pkg://deltal.rewards
+  reward.custom_reward_function.name=compute_score_async
   trainer.n_gpus_per_node="$N_GPUS"
   trainer.nnodes="$N_NODES"
   trainer.total_training_steps="$TOTAL_TRAINING_STEPS"
@@ -129,8 +133,6 @@ case "$TASK" in
     DELTAL_OVERRIDES+=(
       data.train_files="$DATA_DIR/train.parquet"
       data.val_files="$DATA_DIR/test.parquet"
-      reward.custom_reward_function.path="$DELTAL_REPO/deltal/rewards/__init__.py"
-      reward.custom_reward_function.name=compute_score
     )
     ;;
   math)
@@ -139,9 +141,6 @@ case "$TASK" in
     DELTAL_OVERRIDES+=(
       data.train_files="$DATA_DIR/train.parquet"
       "data.val_files=[$DATA_DIR/math500.parquet,$DATA_DIR/aime2024.parquet,$DATA_DIR/amc.parquet,$DATA_DIR/minerva.parquet]"
-      # The coroutine scorer lets the reward workers send all answers in flight to the server as one batch.
-      reward.custom_reward_function.path=pkg://deltal.rewards.math
-      reward.custom_reward_function.name=compute_score_async
       # Reward workers may run on any node: they read the server's address from their own environment.
       +ray_kwargs.ray_init.runtime_env.env_vars.MATH_SERVER_URL="$MATH_SERVER_URL"
     )

@@ -208,6 +208,10 @@ def test_script_runs_what_its_name_says(script, captured):
     else:
         assert float(got["algorithm.grpopp_config.alpha"]) == want.alpha
     assert got["actor_rollout_ref.model.path"] == want.model
+    assert (got["reward.custom_reward_function.path"], got["reward.custom_reward_function.name"]) == (
+        "pkg://deltal.rewards",
+        "compute_score_async",
+    )
     assert int(got["data.max_response_length"]) == want.max_response_length
     if want.task == "countdown":
         assert got["data.train_files"].endswith("/countdown/train.parquet")

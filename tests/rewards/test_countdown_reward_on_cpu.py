@@ -54,7 +54,7 @@ LENIENT_CASES = [
     # empty answer
     ("<answer>  </answer>", 0.0, "empty"),
     # garbage
-    ("<answer>)(*+</answer>", 0.0, "syntax"),
+    ("<answer>3)(*8+1 1</answer>", 0.0, "syntax"),
     # implicit multiplication is a call, not arithmetic
     ("<answer>3(8)*1*1</answer>", 0.0, "disallowed"),
     # unicode digits (Arabic-Indic three) are not ASCII digits

@@ -358,3 +358,22 @@ def test_math_soft_punishment_recipe_dry_run_prints_the_resolved_config(tmp_path
     }
     assert cfg["algorithm"]["filter_groups"]["enable"] is True
     assert cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]["MATH_SERVER_URL"] == "http://127.0.0.1:6284"
+
+
+@pytest.mark.slow
+def test_real_launch_without_data_stops_in_preflight_before_ray(tmp_path):
+    env = clean_env(
+        tmp_path, DELTAL_PYTHON=sys.executable, DATA_DIR=str(tmp_path / "no_data"), RAY_AUTH_MODE="disabled"
+    )
+    result = subprocess.run(
+        ["bash", str(TRAIN_SCRIPTS / "countdown-3b-delta-l-norm-alpha-1.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "deltal: preflight failed" in result.stderr
+    assert f"{tmp_path}/no_data/train.parquet does not exist" in result.stderr
+    assert "python -m deltal.data.countdown" in result.stderr
+    assert "ray init kwargs" not in result.stdout + result.stderr

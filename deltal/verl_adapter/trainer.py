@@ -3,7 +3,8 @@
 verl's estimator API returns only (advantages, returns), so the per-step ΔL statistics are kept by
 ``deltal.verl_adapter.estimator`` and merged into the step's metrics here, right after verl computes the
 advantage (same process: the TaskRunner). The subclass is registered through verl's public
-``register_trainer`` under the name ``deltal_sync``; the config resolver selects it in place of ``sync``.
+``register_trainer`` under the name ``deltal_sync``; the config resolver selects it in place of ``sync``, and the
+trainer sets the mode back to ``sync`` before verl reads it, so the run behaves exactly as verl's sync trainer.
 
 Importing this module imports verl's whole v1 trainer, so only deltal's TaskRunner imports it, never the plugin.
 """
@@ -11,6 +12,7 @@ Importing this module imports verl's whole v1 trainer, so only deltal's TaskRunn
 from __future__ import annotations
 
 import ray
+from omegaconf import open_dict
 from verl.trainer.main_ppo import TaskRunnerV1
 from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
@@ -21,6 +23,13 @@ from deltal.verl_adapter.estimator import pop_step_metrics
 
 class DeltaLSyncTrainer(PPOTrainerSync):
     """verl's synchronous PPO trainer, plus deltal's per-step metrics (``deltal/*``)."""
+
+    def __init__(self, config):
+        # The name "deltal_sync" only selects this class in verl's registry. verl's trainer, replay buffer and
+        # rollout-skip logic branch on the literal mode "sync" (and read trainer.v1.sync), so the run must say "sync".
+        with open_dict(config):
+            config.trainer.v1.trainer_mode = "sync"
+        super().__init__(config)
 
     def _compute_advantage(self, batch, metrics: dict):
         batch = super()._compute_advantage(batch, metrics=metrics)

@@ -38,9 +38,16 @@ def resolve_scorer(data_source: str):
     return getattr(importlib.import_module(module_name), func_name)
 
 
+def _tagged(result: dict, data_source: str) -> dict:
+    # verl dumps reward extras next to each validation sample (trainer.validation_data_dir); the data source there
+    # lets deltal.analysis compute exact Pass@k per eval set.
+    return {**result, "data_source": data_source}
+
+
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs):
-    """verl custom reward function: score one response by its task's rule."""
-    return resolve_scorer(data_source)(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)
+    """verl custom reward function: score one response by its task's rule (a dict with ``score``, ``acc``, ...)."""
+    scorer = resolve_scorer(data_source)
+    return _tagged(scorer(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs), data_source)
 
 
 async def compute_score_async(
@@ -54,5 +61,7 @@ async def compute_score_async(
     scorer = resolve_scorer(data_source)
     twin = getattr(importlib.import_module(scorer.__module__), f"{scorer.__name__}_async", None)
     if twin is not None:
-        return await twin(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)
-    return scorer(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)
+        result = await twin(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)
+    else:
+        result = scorer(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs)
+    return _tagged(result, data_source)

@@ -16,6 +16,7 @@ def test_async_entry_scores_countdown_like_the_sync_entry():
     asynchronous = asyncio.run(rewards.compute_score_async("countdown", response, GROUND_TRUTH))
     assert asynchronous == sync
     assert asynchronous["score"] == 1.0
+    assert asynchronous["data_source"] == "countdown"  # kept in verl's validation dumps for per-dataset Pass@k
 
 
 def test_async_entry_awaits_the_math_async_scorer(monkeypatch):
@@ -27,7 +28,7 @@ def test_async_entry_awaits_the_math_async_scorer(monkeypatch):
 
     monkeypatch.setattr(math_rewards, "compute_score_async", fake_async)
     result = asyncio.run(rewards.compute_score_async("math500", r"so \boxed{1/2}", "0.5"))
-    assert result["score"] == 1.0
+    assert result == {"score": 1.0, "acc": True, "status": "equal", "data_source": "math500"}
     assert calls == [("math500", r"so \boxed{1/2}", "0.5")]
 
 

@@ -71,6 +71,10 @@ MAX_CKPT_TO_KEEP=${MAX_CKPT_TO_KEEP:-2}
 LOG_DIR=${LOG_DIR:-$DELTAL_REPO/outputs/logs}
 export VERL_FILE_LOGGER_ROOT=${VERL_FILE_LOGGER_ROOT:-$LOG_DIR}
 export WANDB_DIR=${WANDB_DIR:-$LOG_DIR}
+# Every validation sample (prompt, response, acc, data_source) as <step>.jsonl, one folder per run: verl's logged
+# best@8 is a bootstrap estimate biased low, so exact Pass@8 is computed from these files
+# (python -m deltal.analysis export ... --generations RUN=DIR).
+VAL_GENERATIONS_DIR=${VAL_GENERATIONS_DIR:-$LOG_DIR/$PROJECT_NAME/$EXPERIMENT_NAME/val_generations}
 
 # --- several nodes: join the Ray cluster started with `ray start` (ray.init reads RAY_ADDRESS) ---
 if ((N_NODES > 1)) && [[ -z "${RAY_ADDRESS:-}" ]]; then
@@ -125,6 +129,7 @@ DELTAL_OVERRIDES=(
   trainer.default_local_dir="$CKPT_DIR/$PROJECT_NAME/$EXPERIMENT_NAME"
   trainer.project_name="$PROJECT_NAME"
   trainer.experiment_name="$EXPERIMENT_NAME"
+  trainer.validation_data_dir="$VAL_GENERATIONS_DIR"
   "trainer.logger=[console,wandb,file]"
 )
 

@@ -1,6 +1,7 @@
 """Analysis command line: export logs to a tidy CSV, then build the paper's tables and curves from it.
 
     python -m deltal.analysis export RUN_DIR_OR_JSONL... --out runs.csv      # or --wandb entity/project
+        [--generations RUN=DIR ...]       # exact Avg@k/Pass@k from trainer.validation_data_dir dumps
     python -m deltal.analysis table --kind countdown|math|monotonicity runs.csv [--out table.md]
     python -m deltal.analysis curves runs.csv --task countdown|math --out DIR
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deltal.analysis.generations import load_generations, parse_generation_source
 from deltal.analysis.logs import load_file_logs, load_wandb_runs, read_tidy_csv
 from deltal.analysis.metrics import MATH_QUESTION_COUNTS, TASKS, parse_counts
 from deltal.analysis.plots import plot_curves
@@ -35,6 +37,13 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _generation_source(text: str) -> tuple[str, Path]:
+    try:
+        return parse_generation_source(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deltal.analysis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("paths", nargs="*", help="run directories or <experiment>.jsonl files")
     export.add_argument("--wandb", default=None, help="also export W&B runs: entity/project[/run_id] (needs network)")
     export.add_argument("--metrics", default=None, help="regex; keep only matching metric names")
+    export.add_argument(
+        "--generations",
+        type=_generation_source,
+        action="append",
+        default=[],
+        metavar="RUN=DIR",
+        help="exact Avg@k/Pass@k of run RUN from its trainer.validation_data_dir dump (DIR/<step>.jsonl); repeatable",
+    )
     export.add_argument("--out", type=Path, required=True, help="CSV to write")
 
     table = commands.add_parser("table", help="markdown table like paper Table 2, 4 or 5")
@@ -62,13 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_export(args: argparse.Namespace) -> None:
-    if not args.paths and args.wandb is None:
-        raise SystemExit("export needs run directories / JSONL files, or --wandb entity/project")
+    if not args.paths and args.wandb is None and not args.generations:
+        raise SystemExit("export needs run directories / JSONL files, --wandb entity/project, or --generations")
     frames = []
     if args.paths:
         frames.append(load_file_logs(args.paths, metric_filter=args.metrics))
     if args.wandb is not None:
         frames.append(load_wandb_runs(args.wandb, metric_filter=args.metrics))
+    if args.generations:
+        logged = set(pd.concat(frames)["run"]) if frames else set()
+        exact = load_generations(args.generations, metric_filter=args.metrics)
+        unmatched = sorted(set(exact["run"]) - logged)
+        if frames and unmatched:
+            print(
+                f"warning: --generations runs {unmatched} match no exported log; check RUN (the experiment name)",
+                file=sys.stderr,
+            )
+        frames.append(exact)
     frame = pd.concat(frames, ignore_index=True)
     duplicated = frame.duplicated(subset=["run", "step", "metric"])
     if duplicated.any():

@@ -155,8 +155,15 @@ def records_to_rows(run: str, records: Iterable[tuple[int, dict]]) -> list[tuple
 
 
 def infer_task(metrics: Iterable[str]) -> str:
-    """Guess the task from validation metric names (``val-core/<data_source>/...``); `UNKNOWN` if none match."""
-    sources = {name.split("/")[1] for name in metrics if name.startswith("val-") and name.count("/") >= 2}
+    """Guess the task from validation metric names (``val-core/<data_source>/...``, ``exact/<data_source>/...``).
+
+    `UNKNOWN` if none match.
+    """
+    sources = {
+        name.split("/")[1]
+        for name in metrics
+        if (name.startswith("val-") or name.startswith("exact/")) and name.count("/") >= 2
+    }
     if sources & set(MATH_DATA_SOURCES):
         return "math"
     if sources & set(COUNTDOWN_DATA_SOURCES):

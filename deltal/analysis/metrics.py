@@ -10,6 +10,11 @@ verl 0.9.1 (``process_validation_metrics`` + ``_val_metrics_update``) logs, per 
 Both go to ``val-core/<data_source>/<var>/...`` for verl's core variable (``acc`` if present, else ``reward``) at
 the largest n, and to ``val-aux/...`` otherwise. We read the ``val-core`` variable unless ``var`` is given.
 
+The bootstrap draws with replacement, so ``best@8/mean`` is biased low (one correct sample of 8 reads about 0.66).
+Exact rows computed from verl's validation sample dumps (`deltal.analysis.generations`: ``exact/<data_source>/
+<var>/mean@k``, ``.../pass@k``, ``exact/<data_source>/questions``) are preferred wherever they exist for a run,
+step and data source; verl's keys fill the rest, with a warning when Pass@k comes from the bootstrap.
+
 Paper rules (appendix A.2): Math scores are the question-count-weighted average of the four test sets' Avg@8;
 the best checkpoint is the evaluation with the highest Avg@8 (CountDown) or weighted Avg@8 (Math); the
 monotonicity score is the Pearson correlation between step and score over the evaluations every 50 steps.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,6 +47,11 @@ SCORE_COLUMNS = ["run", "task", "method", "model", "step"]
 _VALIDATION_PATTERN = re.compile(
     r"^val-(?P<section>core|aux)/(?P<dataset>.+)/(?P<var>[^/]+)/(?:mean@(?P<mean_n>\d+)|best@(?P<best_n>\d+)/mean)$"
 )
+_EXACT_PATTERN = re.compile(r"^exact/(?P<dataset>.+)/(?P<var>[^/]+)/(?P<kind>mean|pass)@(?P<n>\d+)$")
+_EXACT_QUESTIONS_PATTERN = re.compile(r"^exact/(?P<dataset>.+)/questions$")
+# Exact rows use the reward's acc, or its score when it returned no acc.
+EXACT_VARIABLES = ("acc", "score")
+SCORE_FRAME_COLUMNS = SCORE_COLUMNS + ["dataset", "value", "questions", "source"]
 
 
 @dataclass(frozen=True)
@@ -74,26 +85,75 @@ def _choose_variable(candidates: list[ValidationMetric], var: str | None) -> str
     return next((name for name in FALLBACK_VARIABLES if name in variables), None)
 
 
-def validation_scores(frame: pd.DataFrame, kind: str, k: int = 8, var: str | None = None) -> pd.DataFrame:
-    """Avg@k (``kind="avg"``) or Pass@k (``kind="pass"``) per run, step and dataset.
+def parse_exact_metric(name: str) -> tuple[str, str, str, int] | None:
+    """Parse ``exact/<ds>/<var>/mean@k`` or ``.../pass@k`` into (dataset, var, kind "avg"/"pass", k); else None."""
+    match = _EXACT_PATTERN.match(name)
+    if match is None:
+        return None
+    return match["dataset"], match["var"], "avg" if match["kind"] == "mean" else "pass", int(match["n"])
 
-    Returns columns run, task, method, model, step, dataset, value. Raises ValueError, naming what was logged,
-    when a run has validation metrics but none at k or for ``var``.
+
+def _exact_validation_scores(frame: pd.DataFrame, kind: str, k: int, var: str | None) -> pd.DataFrame:
+    """Scores from exact rows (``--generations``), with the counted questions; empty when there are none.
+
+    Raises ValueError when a dump covers a run's step but holds fewer than k samples per question.
     """
-    if kind not in ("avg", "pass"):
-        raise ValueError(f"kind must be 'avg' (Avg@k) or 'pass' (Pass@k), got {kind!r}")
+    parsed = {name: parse_exact_metric(name) for name in frame["metric"].unique()}
+    parsed = {name: fields for name, fields in parsed.items() if fields is not None and fields[2] == kind}
+    if not parsed:
+        return pd.DataFrame(columns=SCORE_FRAME_COLUMNS)
+    selected = frame[frame["metric"].isin(parsed)]
+    fields = selected["metric"].map(parsed)
+    selected = selected.assign(
+        dataset=fields.map(lambda item: item[0]),
+        var=fields.map(lambda item: item[1]),
+        n=fields.map(lambda item: item[3]),
+    )
+    pieces = []
+    for (run, dataset), group in selected.groupby(["run", "dataset"]):
+        present = set(group["var"])
+        wanted = [var] if var is not None else list(EXACT_VARIABLES)
+        chosen = next((name for name in wanted if name in present), None)
+        if chosen is None:
+            continue  # the requested variable is not in the dump: verl's keys answer for this run
+        of_var = group[group["var"] == chosen]
+        at_k = of_var[of_var["n"] == k]
+        short = sorted(set(of_var["step"]) - set(at_k["step"]))
+        if short:
+            largest = int(of_var.loc[of_var["step"].isin(short), "n"].max())
+            raise ValueError(
+                f"run {run!r}: the validation dump of {dataset} at step(s) {short} has at most {largest} samples per "
+                f"question, fewer than k={k}; pass --k {largest} or validate with "
+                f"actor_rollout_ref.rollout.val_kwargs.n={k}"
+            )
+        pieces.append(at_k)
+    if not pieces:
+        return pd.DataFrame(columns=SCORE_FRAME_COLUMNS)
+    scores = pd.concat(pieces, ignore_index=True)
+    questions = frame[frame["metric"].str.match(_EXACT_QUESTIONS_PATTERN.pattern)]
+    questions = questions.assign(dataset=questions["metric"].str.extract(_EXACT_QUESTIONS_PATTERN.pattern)["dataset"])
+    scores = scores.merge(
+        questions.loc[:, ["run", "step", "dataset", "value"]].rename(columns={"value": "questions"}),
+        on=["run", "step", "dataset"],
+        how="left",
+    )
+    return scores.assign(source="exact").loc[:, SCORE_FRAME_COLUMNS]
+
+
+def _verl_validation_scores(
+    frame: pd.DataFrame, kind: str, k: int, var: str | None, covered: set[tuple[str, int, str]]
+) -> pd.DataFrame:
+    """Scores from verl's aggregated keys for the (run, step, dataset) not in ``covered``; empty when none."""
     parsed = {name: parse_validation_metric(name) for name in frame["metric"].unique()}
     parsed = {name: metric for name, metric in parsed.items() if metric is not None and metric.kind == kind}
-    if not parsed:
-        raise ValueError(
-            "no validation metrics (val-core/<data_source>/<var>/mean@N) in the table; export logs of runs with "
-            "trainer.test_freq > 0"
-        )
     selected = frame[frame["metric"].isin(parsed)]
+    if selected.empty:
+        return pd.DataFrame(columns=SCORE_FRAME_COLUMNS)
+    datasets = selected["metric"].map(lambda name: parsed[name].dataset)
+    keep = [key not in covered for key in zip(selected["run"], selected["step"], datasets, strict=True)]
+    selected, datasets = selected[keep], datasets[keep]
     pieces = []
-    for (run, dataset), group in selected.groupby(
-        [selected["run"], selected["metric"].map(lambda name: parsed[name].dataset)]
-    ):
+    for (run, dataset), group in selected.groupby([selected["run"], datasets]):
         candidates = [parsed[name] for name in group["metric"].unique()]
         chosen_var = _choose_variable(candidates, var)
         if chosen_var is None:
@@ -111,8 +171,42 @@ def validation_scores(frame: pd.DataFrame, kind: str, k: int = 8, var: str | Non
                 f"pass --k with one of those or validate with actor_rollout_ref.rollout.val_kwargs.n={k}"
             )
         pieces.append(rows.assign(dataset=dataset))
-    scores = pd.concat(pieces, ignore_index=True)
-    return scores.loc[:, SCORE_COLUMNS + ["dataset", "value"]].sort_values(SCORE_COLUMNS + ["dataset"])
+    if not pieces:
+        return pd.DataFrame(columns=SCORE_FRAME_COLUMNS)
+    scores = pd.concat(pieces, ignore_index=True).assign(questions=math.nan, source="verl")
+    return scores.loc[:, SCORE_FRAME_COLUMNS]
+
+
+def validation_scores(frame: pd.DataFrame, kind: str, k: int = 8, var: str | None = None) -> pd.DataFrame:
+    """Avg@k (``kind="avg"``) or Pass@k (``kind="pass"``) per run, step and dataset.
+
+    Exact rows (from ``export --generations``) are used wherever they exist for a run, step and dataset; verl's
+    ``val-core`` keys fill the rest. Returns columns run, task, method, model, step, dataset, value, questions
+    (counted questions; NaN for verl's keys) and source (``exact`` or ``verl``). Raises ValueError, naming what was
+    logged, when a run has validation metrics but none at k or for ``var``.
+    """
+    if kind not in ("avg", "pass"):
+        raise ValueError(f"kind must be 'avg' (Avg@k) or 'pass' (Pass@k), got {kind!r}")
+    exact = _exact_validation_scores(frame, kind, k, var)
+    covered = set(zip(exact["run"], exact["step"], exact["dataset"], strict=True))
+    verl = _verl_validation_scores(frame, kind, k, var, covered)
+    if exact.empty and verl.empty:
+        raise ValueError(
+            "no validation metrics (val-core/<data_source>/<var>/mean@N, or exact/... rows from export "
+            "--generations) in the table; export logs of runs with trainer.test_freq > 0"
+        )
+    if kind == "pass" and not verl.empty:
+        logger.warning(
+            "Pass@%d of runs %s comes from verl's best@%d/mean, a bootstrap that draws with replacement and is "
+            "biased low (1 correct of 8 reads ~0.66, not 1). For the exact value train with "
+            "trainer.validation_data_dir=DIR and export with --generations RUN=DIR",
+            k,
+            sorted(verl["run"].unique()),
+            k,
+        )
+    scores = pd.concat([piece for piece in (exact, verl) if not piece.empty], ignore_index=True)
+    scores["step"] = scores["step"].astype(int)
+    return scores.sort_values(SCORE_COLUMNS + ["dataset"]).reset_index(drop=True)
 
 
 def weighted_average(scores: Mapping[str, float], counts: Mapping[str, int] = MATH_QUESTION_COUNTS) -> float:
@@ -150,7 +244,8 @@ def task_scores(
 ) -> pd.DataFrame:
     """The paper's per-evaluation score of every run of ``task``: columns run, task, method, model, step, score.
 
-    CountDown: Avg@k on its test set. Math: the question-count-weighted Avg@k over ``counts``' datasets.
+    CountDown: Avg@k on its test set. Math: the question-count-weighted Avg@k over ``counts``' datasets, weighted by
+    the questions counted in the validation dumps where exact rows exist, else by ``counts``.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -159,19 +254,35 @@ def task_scores(
         raise ValueError(f"no runs of task {task!r} in the table (tasks present: {sorted(frame['task'].unique())})")
     avg = validation_scores(of_task, "avg", k=k, var=var)
     rows = []
+    recounted: dict[str, set[int]] = defaultdict(set)
     for keys, group in avg.groupby(SCORE_COLUMNS):
         per_dataset = dict(zip(group["dataset"], group["value"], strict=True))
+        counted = {
+            dataset: int(questions)
+            for dataset, questions in zip(group["dataset"], group["questions"], strict=True)
+            if not pd.isna(questions)
+        }
         if task == "countdown":
             dataset = countdown_dataset(sorted(avg.loc[avg["run"] == keys[0], "dataset"].unique()), keys[0])
             if dataset not in per_dataset:
                 continue
             score = per_dataset[dataset]
         else:
+            weights = {dataset: counted.get(dataset, count) for dataset, count in counts.items()}
+            for dataset, count in counts.items():
+                if counted.get(dataset, count) != count:
+                    recounted[dataset].add(counted[dataset])
             try:
-                score = weighted_average(per_dataset, counts)
+                score = weighted_average(per_dataset, weights)
             except ValueError as err:
                 raise ValueError(f"run {keys[0]!r} step {keys[4]}: {err}") from err
         rows.append((*keys, score))
+    if recounted:
+        logger.warning(
+            "weighting Math datasets by the questions counted in the validation dumps, which differ from the "
+            "configured counts: %s",
+            {dataset: f"{sorted(found)} counted, {counts[dataset]} configured" for dataset, found in recounted.items()},
+        )
     return pd.DataFrame(rows, columns=SCORE_COLUMNS + ["score"])
 
 

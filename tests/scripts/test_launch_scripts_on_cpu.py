@@ -126,7 +126,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     knobs = re.compile(
         r"^(N_GPUS|N_NODES|BASE_MODEL|DATA_DIR|DATA_ROOT|MAX_\w+|ROLLOUT_\w+|PROJECT_NAME|"
         r"EXPERIMENT_NAME|SEED|CKPT_DIR|LOG_DIR|MATH_SERVER_\w+|RAY_ADDRESS|WANDB_\w+|VERL_\w+|"
-        r"TOTAL_\w+|DRY_RUN|DELTAL_\w+|TASK|MODEL|RUN_METHOD)$"
+        r"TOTAL_\w+|VAL_\w+|DRY_RUN|DELTAL_\w+|TASK|MODEL|RUN_METHOD)$"
     )
     env = {key: value for key, value in os.environ.items() if not knobs.match(key)}
     env.update(HOME=str(tmp_path), **extra)

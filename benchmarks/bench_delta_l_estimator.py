@@ -80,22 +80,34 @@ def delta_l_python_loop(
     return advantages
 
 
-def median_seconds(run: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median wall time of `run` over `repeats` calls after one warm-up call."""
+def interleaved_median_seconds(
+    calls: dict[str, Callable[[], object]], repeats: dict[str, int], device: torch.device
+) -> dict[str, float]:
+    """Median wall time of each call, timing them round-robin (rotating the order every round).
+
+    Timing one estimator after another lets background load and allocator state favour whichever runs in a quiet
+    moment; interleaving exposes every estimator to the same conditions. Each call is warmed up once first.
+    """
 
     def synchronize() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    run()
+    for call in calls.values():
+        call()
     synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    names = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(max(repeats.values())):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            if len(times[name]) >= repeats[name]:
+                continue
+            start = time.perf_counter()
+            calls[name]()
+            synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def profile_delta_l(call: Callable[[], object]) -> None:
@@ -124,10 +136,8 @@ def benchmark_batch(
     expected, _ = calls["delta_l"]()
     torch.testing.assert_close(calls["python_loop"](), expected, rtol=1e-4, atol=1e-5)
 
-    seconds = {
-        name: median_seconds(call, args.loop_repeats if name == "python_loop" else args.repeats, device)
-        for name, call in calls.items()
-    }
+    repeats = {name: args.loop_repeats if name == "python_loop" else args.repeats for name in calls}
+    seconds = interleaved_median_seconds(calls, repeats, device)
     for name, value in seconds.items():
         print(f"{batch_size:>6} {name:>16} {value * 1e3:>11.2f} {value / seconds['grpo_vectorized']:>18.2f}")
     print(
@@ -145,8 +155,8 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=10, help="responses per uid (rollout.n)")
     parser.add_argument("--width", type=int, default=8192, help="tensor width = max response length M")
     parser.add_argument("--alpha", type=float, default=1.0, help="ΔL exponent")
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per estimator (median reported)")
-    parser.add_argument("--loop-repeats", type=int, default=3, help="timed calls of the slow Python loop")
+    parser.add_argument("--repeats", type=int, default=15, help="timed calls per estimator (median reported)")
+    parser.add_argument("--loop-repeats", type=int, default=5, help="timed calls of the slow Python loop")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table for delta_l")
     parser.add_argument("--seed", type=int, default=0)

@@ -42,6 +42,8 @@ STATUSES = (
     equivalence.GOLD_PARSE_ERROR,
     equivalence.TIMEOUT,
     equivalence.MEMORY_LIMIT,
+    equivalence.TOO_LONG,
+    equivalence.GOLD_TOO_LONG,
     WORKER_CRASHED,
     DEADLINE_EXCEEDED,
     INTERNAL_ERROR,
@@ -125,14 +127,25 @@ class CheckerPool:
             raise RuntimeError("checker pool is not started")
         started = time.monotonic()
         unique_pairs = list(dict.fromkeys(pairs))  # RL batches repeat answers: n rollouts often agree
-        tasks = [
-            self._pool.schedule(
-                self._check,
-                args=(gold, prediction, self.settings.inner_timeout_s, self.settings.parse_tail_chars),
-                timeout=self.settings.hard_timeout_s,
-            )
-            for gold, prediction in unique_pairs
-        ]
+        status_of: dict[tuple[str, str], str] = {}
+        scheduled: list[tuple[tuple[str, str], pebble.ProcessFuture]] = []
+        limit = self.settings.parse_tail_chars
+        for gold, prediction in unique_pairs:
+            # Cut here, not in the worker: a too-long answer needs no worker, and a 1 MB string is not shipped.
+            gold_region = equivalence.answer_region(gold, limit)
+            prediction_region = equivalence.answer_region(prediction, limit)
+            if gold_region is None:
+                status_of[(gold, prediction)] = equivalence.GOLD_TOO_LONG
+            elif prediction_region is None:
+                status_of[(gold, prediction)] = equivalence.TOO_LONG
+            else:
+                task = self._pool.schedule(
+                    self._check,
+                    args=(gold_region, prediction_region, self.settings.inner_timeout_s, limit),
+                    timeout=self.settings.hard_timeout_s,
+                )
+                scheduled.append(((gold, prediction), task))
+        tasks = [task for _, task in scheduled]
         try:
             await asyncio.wait_for(_all_done(tasks), timeout=self.settings.batch_deadline_s)
         except asyncio.TimeoutError:
@@ -143,7 +156,7 @@ class CheckerPool:
             for task in tasks:
                 if not task.done():
                     task.cancel()
-        status_of = {pair: self._status_of(task) for pair, task in zip(unique_pairs, tasks, strict=True)}
+        status_of.update((pair, self._status_of(task)) for pair, task in scheduled)
         statuses = [status_of[pair] for pair in pairs]
         if record:
             counts = Counter(statuses)

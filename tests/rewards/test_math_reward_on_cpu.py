@@ -83,6 +83,17 @@ def test_exact_match_and_missing_answer_are_scored_without_the_server(dead_url):
     assert shared_batcher(dead_url).requests_sent == 0
 
 
+def test_an_answer_longer_than_the_server_parses_is_never_cut_and_scores_0_without_the_server(dead_url):
+    ones = "\\begin{pmatrix}" + "\\\\".join(["&".join(["1"] * 60)] * 60) + "\\end{pmatrix}"
+    assert math_reward.compute_score("math500", f"so \\boxed{{{ones}}}", "1") == {
+        "score": 0.0,
+        "acc": 0.0,
+        "status": "too_long",
+    }
+    assert math_reward.compute_score("math500", "\\boxed{1}", ones)["status"] == "gold_too_long"
+    assert shared_batcher(dead_url).requests_sent == 0
+
+
 def test_numeric_ground_truths_are_compared_as_integers_when_integral(dead_url):
     assert math_reward.compute_score("amc", "\\boxed{142}", 142.0)["status"] == "exact_match"
 

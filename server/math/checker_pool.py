@@ -8,9 +8,13 @@ Library module of ``server/math``. Layers of defence, innermost first:
    never counts): the worker is killed and replaced, the task reports ``timeout``;
 3. a crashed worker (C-level abort, OOM kill) fails only its own task (``worker_crashed``), the pool respawns it;
 4. ``RLIMIT_AS`` per worker and replacement after ``worker_max_tasks`` tasks;
-5. a per-request deadline: checks not finished by then are cancelled (running ones killed) as ``deadline_exceeded``.
+5. a per-request deadline: checks not finished by then are cancelled (running ones killed) as ``deadline_exceeded``;
+6. a broken pool (its forkserver killed, a pebble thread dead) is detected by :meth:`CheckerPool.watch`, its checks
+   answered ``pool_broken``, and the pool rebuilt; the process exits non-zero when rebuilding keeps failing, so that
+   a supervisor restarts it.
 
-Workers come from a forkserver (never forked from the threaded server) that preloads and warms math-verify.
+Workers come from a forkserver (never forked from the threaded server) that preloads and warms math-verify; each
+worker dies with the forkserver (``equivalence.init_worker``), so a killed forkserver leaves no orphans.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ logger = logging.getLogger(__name__)
 WORKER_CRASHED = "worker_crashed"
 DEADLINE_EXCEEDED = "deadline_exceeded"
 INTERNAL_ERROR = "internal_error"
+POOL_BROKEN = "pool_broken"
+
+WATCH_INTERVAL_S = 0.5
+MAX_FAILED_REBUILDS = 3  # then exit non-zero: something outside the pool is wrong, a supervisor should restart us
 
 # Every status a check can end with; the client treats only "equal" as correct.
 STATUSES = (
@@ -45,9 +53,14 @@ STATUSES = (
     equivalence.TOO_LONG,
     equivalence.GOLD_TOO_LONG,
     WORKER_CRASHED,
+    POOL_BROKEN,
     DEADLINE_EXCEEDED,
     INTERNAL_ERROR,
 )
+
+
+class PoolBroken(RuntimeError):
+    """The pool cannot take checks now (it broke and is being rebuilt); ``reason`` says why."""
 
 
 async def _all_done(tasks: list[pebble.ProcessFuture]) -> None:
@@ -82,8 +95,11 @@ class CheckerPool:
         self.settings = settings
         self._check = check
         self.ready = False
+        self.broken_reason: str | None = None  # set from the moment the pool is found broken until it is rebuilt
         self.status_counts: Counter[str] = Counter()
         self._pool: pebble.ProcessPool | None = None
+        self._in_flight: set[pebble.ProcessFuture] = set()
+        self._abandoned: set[pebble.ProcessFuture] = set()  # cancelled because the pool broke under them
 
     def start(self) -> None:
         """Start the forkserver and the worker processes (returns before they are warm; see warm_up)."""
@@ -104,7 +120,7 @@ class CheckerPool:
 
     async def warm_up(self) -> None:
         """Run trivial checks until every worker has answered once, then mark the pool ready for /health."""
-        statuses = await self.check_pairs([("\\frac{1}{2}", "0.5")] * (2 * self.settings.workers), record=False)
+        statuses = await self._run([("\\frac{1}{2}", "0.5")] * (2 * self.settings.workers), record=False)
         if any(status != equivalence.EQUAL for status in statuses):
             raise RuntimeError(f"checker workers failed their warm-up check (statuses {sorted(set(statuses))})")
         self.ready = True
@@ -112,17 +128,60 @@ class CheckerPool:
 
     @property
     def healthy(self) -> bool:
-        return self.ready and self._pool is not None and self._pool.active
+        return self.ready and self.broken_reason is None and self._pool is not None and self._pool.active
+
+    async def watch(self) -> None:
+        """Run for the server's lifetime: rebuild the pool whenever it breaks (pebble marks it so when its forkserver
+        dies or one of its threads fails); exit the process after MAX_FAILED_REBUILDS failed rebuilds in a row."""
+        failures = 0
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if self.broken_reason is None and (self._pool is None or self._pool.active):
+                continue
+            self._mark_broken(self.broken_reason or "pebble marked it failed: its forkserver or a worker was lost")
+            try:
+                await self._rebuild()
+                failures = 0
+            except Exception as error:  # noqa: BLE001 - any failure to rebuild counts; the next round retries
+                failures += 1
+                logger.error("rebuilding the checker pool failed (%d of %d): %r", failures, MAX_FAILED_REBUILDS, error)
+                if failures >= MAX_FAILED_REBUILDS:
+                    logger.critical("giving up on the checker pool; exiting so that a supervisor restarts the server")
+                    logging.shutdown()
+                    os._exit(3)
+
+    def _mark_broken(self, reason: str) -> None:
+        if self.broken_reason is None:
+            logger.error("checker pool broken: %s; answering its checks %s and rebuilding it", reason, POOL_BROKEN)
+        self.broken_reason = reason
+        for task in list(self._in_flight):
+            self._abandoned.add(task)
+            task.cancel()
+
+    async def _rebuild(self) -> None:
+        old, self._pool = self._pool, None
+        if old is not None:
+            # stop() joins pebble's threads: keep the event loop free meanwhile.
+            await asyncio.to_thread(_stop_quietly, old)
+        self.start()  # multiprocessing relaunches a dead forkserver for the new pool's first worker
+        await self.warm_up()
+        self.broken_reason = None
+        logger.info("checker pool rebuilt")
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.stop()
-            self._pool.join(timeout=10)
+            _stop_quietly(self._pool)
             self._pool = None
         self.ready = False
 
     async def check_pairs(self, pairs: list[tuple[str, str]], record: bool = True) -> list[str]:
-        """Statuses for ``(gold, prediction)`` pairs, in order. Identical pairs are checked once."""
+        """Statuses for ``(gold, prediction)`` pairs, in order. Identical pairs are checked once. Raises PoolBroken
+        while the pool is being rebuilt (the HTTP layer answers 503, and clients retry)."""
+        if self.broken_reason is not None:
+            raise PoolBroken(self.broken_reason)
+        return await self._run(pairs, record)
+
+    async def _run(self, pairs: list[tuple[str, str]], record: bool) -> list[str]:
         if self._pool is None:
             raise RuntimeError("checker pool is not started")
         started = time.monotonic()
@@ -130,6 +189,7 @@ class CheckerPool:
         status_of: dict[tuple[str, str], str] = {}
         scheduled: list[tuple[tuple[str, str], pebble.ProcessFuture]] = []
         limit = self.settings.parse_tail_chars
+        refused = False
         for gold, prediction in unique_pairs:
             # Cut here, not in the worker: a too-long answer needs no worker, and a 1 MB string is not shipped.
             gold_region = equivalence.answer_region(gold, limit)
@@ -138,12 +198,21 @@ class CheckerPool:
                 status_of[(gold, prediction)] = equivalence.GOLD_TOO_LONG
             elif prediction_region is None:
                 status_of[(gold, prediction)] = equivalence.TOO_LONG
+            elif refused:
+                status_of[(gold, prediction)] = POOL_BROKEN
             else:
-                task = self._pool.schedule(
-                    self._check,
-                    args=(gold_region, prediction_region, self.settings.inner_timeout_s, limit),
-                    timeout=self.settings.hard_timeout_s,
-                )
+                try:
+                    task = self._pool.schedule(
+                        self._check,
+                        args=(gold_region, prediction_region, self.settings.inner_timeout_s, limit),
+                        timeout=self.settings.hard_timeout_s,
+                    )
+                except RuntimeError as error:  # pebble refuses work once the pool is in its error state
+                    self._mark_broken(f"the checker pool refused a check ({error})")
+                    status_of[(gold, prediction)] = POOL_BROKEN
+                    refused = True
+                    continue
+                self._in_flight.add(task)
                 scheduled.append(((gold, prediction), task))
         tasks = [task for _, task in scheduled]
         try:
@@ -157,6 +226,8 @@ class CheckerPool:
                 if not task.done():
                     task.cancel()
         status_of.update((pair, self._status_of(task)) for pair, task in scheduled)
+        self._in_flight.difference_update(tasks)
+        self._abandoned.difference_update(tasks)
         statuses = [status_of[pair] for pair in pairs]
         if record:
             counts = Counter(statuses)
@@ -170,10 +241,9 @@ class CheckerPool:
             )
         return statuses
 
-    @staticmethod
-    def _status_of(task: pebble.ProcessFuture) -> str:
+    def _status_of(self, task: pebble.ProcessFuture) -> str:
         if task.cancelled():
-            return DEADLINE_EXCEEDED
+            return POOL_BROKEN if task in self._abandoned else DEADLINE_EXCEEDED
         error = task.exception()
         if error is None:
             status = task.result()
@@ -182,6 +252,18 @@ class CheckerPool:
             return equivalence.TIMEOUT
         if isinstance(error, pebble.ProcessExpired):
             return WORKER_CRASHED
+        if isinstance(error, concurrent.futures.BrokenExecutor):  # pebble aborts a broken pool's tasks with this
+            self._mark_broken(f"the checker pool broke ({type(error).__name__})")
+            return POOL_BROKEN
         # A bug in check_pair, not bad input: log its type only (the message could quote the answer).
         logger.error("checker task failed with %s", type(error).__name__)
         return INTERNAL_ERROR
+
+
+def _stop_quietly(pool: pebble.ProcessPool) -> None:
+    """Stop a pool and its workers; a pool that already broke may fail while stopping, which changes nothing."""
+    try:
+        pool.stop()
+        pool.join(timeout=10)
+    except Exception as error:  # noqa: BLE001 - the pool is being discarded either way
+        logger.warning("stopping the old checker pool: %r", error)

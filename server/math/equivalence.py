@@ -15,10 +15,12 @@ also what each worker process imports at start (:func:`init_worker`). Facts it r
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
 import resource
+import signal
 
 # gmpy2 big-integer work runs in C without checking signals and aborts the process when an allocation fails;
 # sympy's pure-Python ground types keep every step interruptible by the alarm. Must be set before sympy is imported.
@@ -46,8 +48,24 @@ class _ComparisonTimeouts(logging.Handler):
             _math_verify_timeouts += 1
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """Have Linux SIGKILL this worker when its parent, the forkserver, dies. Without it a killed forkserver leaves its
+    workers running as orphans: pebble can no longer see them, so it never stops them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: no such call; the server still rebuilds its pool, orphans are then possible
+    if os.getppid() == 1:  # the forkserver died before the call above took effect
+        os._exit(1)
+
+
 def init_worker(memory_limit_bytes: int) -> None:
-    """pebble initializer: cap the address space and keep math-verify from logging answers."""
+    """pebble initializer: die with the forkserver, cap the address space, keep math-verify from logging answers."""
+    _die_with_parent()
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     grader_log = logging.getLogger("math_verify.grader")
     grader_log.handlers = [_ComparisonTimeouts()]

@@ -11,13 +11,14 @@ Checks run in a pool of killable worker processes (checker_pool.py). Request bod
 (body_limit.py); malformed requests get 400/422 with a message that never quotes the input.
 """
 
+import asyncio
 import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from body_limit import BodySizeLimit
-from checker_pool import STATUSES, CheckerPool
+from checker_pool import STATUSES, CheckerPool, PoolBroken
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -74,6 +75,11 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> A
     return AsciiJSONResponse({"detail": [_describe_error(error) for error in errors[:20]]}, status_code=422)
 
 
+async def _pool_broken(_request: Request, exc: PoolBroken) -> AsciiJSONResponse:
+    detail = f"checker pool broken ({exc}); it is being rebuilt, retry in a few seconds"
+    return AsciiJSONResponse({"detail": detail}, status_code=503, headers={"retry-after": "5"})
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """Build the ASGI app; the checker pool starts with the app's lifespan and stops with it."""
     settings = settings or ServerSettings.from_env()
@@ -87,13 +93,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
         pool.start()
         await pool.warm_up()
+        watcher = asyncio.create_task(pool.watch())
         try:
             yield
         finally:
+            watcher.cancel()
             pool.close()
 
     app = FastAPI(title="deltal LaTeX-equivalence server", lifespan=lifespan, default_response_class=AsciiJSONResponse)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(PoolBroken, _pool_broken)
 
     @app.post("/is_equal")
     async def is_equal(request: IsEqualRequest) -> dict[str, Any]:
@@ -107,8 +116,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health() -> AsciiJSONResponse:
+        status = "ok" if pool.healthy else "broken" if pool.broken_reason is not None else "starting"
         body = {
-            "status": "ok" if pool.healthy else "starting",
+            "status": status,
             "workers": settings.workers,
             "inner_timeout_s": settings.inner_timeout_s,
             "hard_timeout_s": settings.hard_timeout_s,
@@ -117,6 +127,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             "statuses": list(STATUSES),
             "checked": dict(pool.status_counts),
         }
+        if pool.broken_reason is not None:
+            body["reason"] = pool.broken_reason
         return AsciiJSONResponse(body, status_code=200 if pool.healthy else 503)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

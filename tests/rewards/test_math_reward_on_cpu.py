@@ -140,6 +140,15 @@ def test_transient_server_errors_are_retried(fake_server):
     assert fake_server.fail_next == []
 
 
+def test_checks_lost_to_a_broken_server_pool_are_asked_again(fake_server):
+    fake_server.pool_broken_next = 2
+    client = MathServerClient(fake_server.url, retries=3, backoff_s=0.01)
+    assert client.verify([("0.5", "1/2"), ("2", "3")]) == ["equal", "not_equal"]
+    assert fake_server.verify_calls == [2, 2, 2]
+    fake_server.pool_broken_next = 5  # still broken when the retries run out: the status is passed on, scored 0
+    assert MathServerClient(fake_server.url, retries=1, backoff_s=0.01).verify([("1", "1")]) == ["pool_broken"]
+
+
 def test_a_rejected_request_raises_at_once_with_the_http_status(fake_server):
     fake_server.fail_next = [422, 422]
     client = MathServerClient(fake_server.url, retries=3, backoff_s=0.01)

@@ -21,6 +21,27 @@ HARD_TIMEOUT_S = 3.0
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
+def child_pids(pid: int) -> list[int]:
+    """Live (not zombie) child processes of ``pid``, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    return children
+
+
+def is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -62,6 +83,13 @@ class MathServerProcess:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"math server not healthy after {timeout_s}s: {self.log_path.read_text()}")
+
+    def forkserver_pid(self) -> int:
+        """The checker pool's forkserver: the server's child whose command line names it."""
+        for pid in child_pids(self.process.pid):  # start.sh execs uvicorn, so this pid is the server's
+            if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        raise RuntimeError("the math server has no forkserver child")
 
     def stop(self) -> None:
         if self.process.poll() is None:

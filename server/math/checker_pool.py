@@ -40,6 +40,7 @@ INTERNAL_ERROR = "internal_error"
 POOL_BROKEN = "pool_broken"
 
 WATCH_INTERVAL_S = 0.5
+WARM_UP_DEADLINE_S = 300.0
 MAX_FAILED_REBUILDS = 3  # then exit non-zero: something outside the pool is wrong, a supervisor should restart us
 
 # Every status a check can end with; the client treats only "equal" as correct.
@@ -63,30 +64,6 @@ class PoolBroken(RuntimeError):
     """The pool cannot take checks now (it broke and is being rebuilt); ``reason`` says why."""
 
 
-async def _all_done(tasks: list[pebble.ProcessFuture]) -> None:
-    """Resolve once every task has finished. One event for the whole batch, instead of an asyncio wrapper per task,
-    so that failed tasks leave no never-retrieved exceptions behind."""
-    loop = asyncio.get_running_loop()
-    all_done = asyncio.Event()
-    remaining = len(tasks)
-
-    def on_done(_task: pebble.ProcessFuture) -> None:  # runs in pebble's result thread
-        if not loop.is_closed():  # a task that ends while the server shuts down has nobody left to tell
-            loop.call_soon_threadsafe(_count_one)
-
-    def _count_one() -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0:
-            all_done.set()
-
-    if not tasks:
-        return
-    for task in tasks:
-        task.add_done_callback(on_done)
-    await all_done.wait()
-
-
 class CheckerPool:
     """pebble ProcessPool of math-verify workers plus the bookkeeping the HTTP layer reports."""
 
@@ -100,6 +77,7 @@ class CheckerPool:
         self._pool: pebble.ProcessPool | None = None
         self._in_flight: set[pebble.ProcessFuture] = set()
         self._abandoned: set[pebble.ProcessFuture] = set()  # cancelled because the pool broke under them
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def start(self) -> None:
         """Start the forkserver and the worker processes (returns before they are warm; see warm_up)."""
@@ -120,7 +98,11 @@ class CheckerPool:
 
     async def warm_up(self) -> None:
         """Run trivial checks until every worker has answered once, then mark the pool ready for /health."""
-        statuses = await self._run([("\\frac{1}{2}", "0.5")] * (2 * self.settings.workers), record=False)
+        # Distinct pairs (identical ones are checked once); no request deadline: a loaded machine may take its time.
+        warm_up_pairs = [
+            (f"\\frac{{{index}}}{{2}}", str(index / 2)) for index in range(1, 2 * self.settings.workers + 1)
+        ]
+        statuses = await self._run(warm_up_pairs, record=False, deadline_s=WARM_UP_DEADLINE_S)
         if any(status != equivalence.EQUAL for status in statuses):
             raise RuntimeError(f"checker workers failed their warm-up check (statuses {sorted(set(statuses))})")
         self.ready = True
@@ -181,15 +163,14 @@ class CheckerPool:
             raise PoolBroken(self.broken_reason)
         return await self._run(pairs, record)
 
-    async def _run(self, pairs: list[tuple[str, str]], record: bool) -> list[str]:
+    async def _run(self, pairs: list[tuple[str, str]], record: bool, deadline_s: float | None = None) -> list[str]:
         if self._pool is None:
             raise RuntimeError("checker pool is not started")
         started = time.monotonic()
         unique_pairs = list(dict.fromkeys(pairs))  # RL batches repeat answers: n rollouts often agree
         status_of: dict[tuple[str, str], str] = {}
-        scheduled: list[tuple[tuple[str, str], pebble.ProcessFuture]] = []
+        checks: dict[tuple[str, str], asyncio.Task[str]] = {}
         limit = self.settings.parse_tail_chars
-        refused = False
         for gold, prediction in unique_pairs:
             # Cut here, not in the worker: a too-long answer needs no worker, and a 1 MB string is not shipped.
             gold_region = equivalence.answer_region(gold, limit)
@@ -198,36 +179,22 @@ class CheckerPool:
                 status_of[(gold, prediction)] = equivalence.GOLD_TOO_LONG
             elif prediction_region is None:
                 status_of[(gold, prediction)] = equivalence.TOO_LONG
-            elif refused:
-                status_of[(gold, prediction)] = POOL_BROKEN
             else:
-                try:
-                    task = self._pool.schedule(
-                        self._check,
-                        args=(gold_region, prediction_region, self.settings.inner_timeout_s, limit),
-                        timeout=self.settings.hard_timeout_s,
-                    )
-                except RuntimeError as error:  # pebble refuses work once the pool is in its error state
-                    self._mark_broken(f"the checker pool refused a check ({error})")
-                    status_of[(gold, prediction)] = POOL_BROKEN
-                    refused = True
-                    continue
-                self._in_flight.add(task)
-                scheduled.append(((gold, prediction), task))
-        tasks = [task for _, task in scheduled]
+                checks[(gold, prediction)] = asyncio.ensure_future(self._check_one(gold_region, prediction_region))
         try:
-            await asyncio.wait_for(_all_done(tasks), timeout=self.settings.batch_deadline_s)
-        except asyncio.TimeoutError:
-            pass  # the unfinished checks are cancelled below and reported as deadline_exceeded
+            if checks:
+                await asyncio.wait(checks.values(), timeout=deadline_s or self.settings.batch_deadline_s)
         finally:
-            # Past the deadline, or the client went away (this coroutine was cancelled): cancelling a pebble future
-            # kills the worker running it, so abandoned checks stop burning CPU.
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-        status_of.update((pair, self._status_of(task)) for pair, task in scheduled)
-        self._in_flight.difference_update(tasks)
-        self._abandoned.difference_update(tasks)
+            # Past the deadline, or the client went away (this coroutine was cancelled): checks still waiting for a
+            # slot just end, and cancelling a running one kills its worker, so abandoned checks stop burning CPU.
+            unfinished = [check for check in checks.values() if not check.done()]
+            for check in unfinished:
+                check.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished)
+        status_of.update(
+            (pair, DEADLINE_EXCEEDED if check.cancelled() else check.result()) for pair, check in checks.items()
+        )
         statuses = [status_of[pair] for pair in pairs]
         if record:
             counts = Counter(statuses)
@@ -240,6 +207,43 @@ class CheckerPool:
                 dict(sorted(counts.items())),
             )
         return statuses
+
+    def _dispatch_slots(self) -> asyncio.Semaphore:
+        # Bound what pebble holds: it pipes every scheduled task to the workers at once, and a task cancelled after
+        # that still starts in a worker, which is then killed for it. Twice the workers keeps each one fed.
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:  # tests drive the pool from several event loops
+            self._slots = (loop, asyncio.Semaphore(2 * self.settings.workers))
+        return self._slots[1]
+
+    async def _check_one(self, gold: str, prediction: str) -> str:
+        """One check on a worker, once a dispatch slot is free; its status."""
+        async with self._dispatch_slots():
+            if self._pool is None:  # between a broken pool and its replacement
+                return POOL_BROKEN
+            try:
+                task = self._pool.schedule(
+                    self._check,
+                    args=(gold, prediction, self.settings.inner_timeout_s, self.settings.parse_tail_chars),
+                    timeout=self.settings.hard_timeout_s,
+                )
+            except RuntimeError as error:  # pebble refuses work once the pool is in its error state
+                self._mark_broken(f"the checker pool refused a check ({error})")
+                return POOL_BROKEN
+            self._in_flight.add(task)
+            try:
+                await asyncio.wrap_future(task)
+            except asyncio.CancelledError:
+                if task not in self._abandoned or asyncio.current_task().cancelling():
+                    task.cancel()  # kills the worker running it
+                    raise
+            except BaseException:  # noqa: BLE001 - every outcome is read from the task itself below
+                pass
+            finally:
+                self._in_flight.discard(task)
+            status = self._status_of(task)
+            self._abandoned.discard(task)
+            return status
 
     def _status_of(self, task: pebble.ProcessFuture) -> str:
         if task.cancelled():

@@ -164,7 +164,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             body["reason"] = pool.broken_reason
         return AsciiJSONResponse(body, status_code=200 if pool.healthy else 503)
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s)
     return app
 
 

@@ -19,6 +19,7 @@ START_SH = REPO / "server" / "math" / "start.sh"
 INNER_TIMEOUT_S = 1
 HARD_TIMEOUT_S = 3.0
 MAX_BODY_BYTES = 4 * 1024 * 1024
+BODY_TIMEOUT_S = 3.0
 
 
 def child_pids(pid: int) -> list[int]:
@@ -62,6 +63,7 @@ class MathServerProcess:
             "MATH_SERVER_TIMEOUT": str(HARD_TIMEOUT_S),
             "MATH_SERVER_INNER_TIMEOUT": str(INNER_TIMEOUT_S),
             "MATH_SERVER_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+            "MATH_SERVER_BODY_TIMEOUT": str(BODY_TIMEOUT_S),
             "MATH_SERVER_LOG_LEVEL": "warning",
             **extra_env,
         }

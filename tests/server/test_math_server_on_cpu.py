@@ -3,11 +3,12 @@ input in time, keeps one hung item from delaying a batch, stays healthy afterwar
 requests with 4xx responses that never echo the input."""
 
 import json
+import socket
 import time
 
 import httpx
 import pytest
-from math_server_process import HARD_TIMEOUT_S, INNER_TIMEOUT_S, MAX_BODY_BYTES
+from math_server_process import BODY_TIMEOUT_S, HARD_TIMEOUT_S, INNER_TIMEOUT_S, MAX_BODY_BYTES
 
 from deltal.rewards.math import compute_score
 
@@ -259,6 +260,22 @@ def test_an_oversized_body_gets_413_by_content_length_and_when_streamed(math_ser
 
     response = post(math_server, "/is_equal", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+def test_a_body_that_stalls_gets_408_and_the_connection_is_closed(math_server):
+    head = (
+        "POST /is_equal HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", math_server.port), timeout=BODY_TIMEOUT_S + SLACK_S) as sock:
+        started = time.monotonic()
+        sock.sendall(head.encode() + b'{"str1": "')  # 10 of the 100 bytes declared, then nothing
+        reply = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after answering
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+    assert b"request body not received" in reply
+    assert time.monotonic() - started < BODY_TIMEOUT_S + SLACK_S
 
 
 def test_a_batch_over_the_size_limit_gets_422(math_server):

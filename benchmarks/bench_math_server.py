@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-SERVER_DIR = REPO / "server" / "math"
+SERVER_DIR = REPO / "server" / "math"  # --server-dir points both servers at another checkout's server/math
 
 ADVERSARIAL = [
     "$9^{9^{9^{9}}}$",
@@ -172,7 +172,7 @@ def _reference_worker_init() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
-def serve_reference(port: int, workers: int, timeout_s: float) -> None:
+def serve_reference(port: int, workers: int, timeout_s: float, server_dir: Path) -> None:
     """The reference-style server: one pair per request, ProcessPoolExecutor, asyncio.wait_for."""
     import concurrent.futures
 
@@ -180,7 +180,7 @@ def serve_reference(port: int, workers: int, timeout_s: float) -> None:
     from fastapi import FastAPI
     from pydantic import BaseModel
 
-    sys.path.insert(0, str(SERVER_DIR))
+    sys.path.insert(0, str(server_dir))
     from equivalence import check_pair
 
     pool = concurrent.futures.ProcessPoolExecutor(workers, initializer=_reference_worker_init)
@@ -219,10 +219,17 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000, help="pairs per run")
     parser.add_argument("--workers", type=int, default=2, help="checker processes of each server")
     parser.add_argument("--request-pairs", type=int, default=64, help="pairs per /verify request")
+    parser.add_argument(
+        "--server-dir",
+        type=Path,
+        default=SERVER_DIR,
+        help="server/math folder to benchmark (default: this checkout's); give an older checkout's to compare "
+        "before/after on the same machine, back to back",
+    )
     parser.add_argument("--serve-reference", type=int, default=None, help=argparse.SUPPRESS)  # internal: port
     args = parser.parse_args()
     if args.serve_reference is not None:
-        serve_reference(args.serve_reference, args.workers, timeout_s=5.0)
+        serve_reference(args.serve_reference, args.workers, timeout_s=5.0, server_dir=args.server_dir)
         return
 
     clean = realistic_mix(args.pairs)
@@ -230,7 +237,7 @@ def main() -> None:
     adversarial = list(clean)
     for index in rng.sample(range(len(adversarial)), max(1, len(adversarial) // 100)):
         adversarial[index] = (rng.choice(ADVERSARIAL), adversarial[index][1])
-    print(f"{args.pairs} pairs per run, {args.workers} workers, {os.cpu_count()} CPUs")
+    print(f"{args.pairs} pairs per run, {args.workers} workers, {os.cpu_count()} CPUs, server {args.server_dir}")
 
     # Ctrl-C raises KeyboardInterrupt; make SIGTERM do the same, so the servers are stopped on either.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -256,7 +263,7 @@ def run_all(args: argparse.Namespace, clean, adversarial) -> tuple[float, float,
         "MATH_SERVER_WORKERS": str(args.workers),
     }
     env.update({"MATH_SERVER_LOG_LEVEL": "warning", "MATH_SERVER_TIMEOUT": "3", "MATH_SERVER_INNER_TIMEOUT": "1"})
-    server = start(["bash", str(SERVER_DIR / "start.sh")], env, url)
+    server = start(["bash", str(args.server_dir / "start.sh")], env, url)
     asyncio.run(drive(url, verify_requests(clean[:100], args.request_pairs), 4))  # warm connections and caches
     ours = report(
         "deltal /verify, clean", len(clean), *asyncio.run(drive(url, verify_requests(clean, args.request_pairs), 4))
@@ -271,7 +278,8 @@ def run_all(args: argparse.Namespace, clean, adversarial) -> tuple[float, float,
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     reference = start(
-        [sys.executable, __file__, "--serve-reference", str(port), "--workers", str(args.workers)],
+        [sys.executable, __file__, "--serve-reference", str(port), "--workers", str(args.workers)]
+        + ["--server-dir", str(args.server_dir)],
         dict(os.environ),
         url,
     )

@@ -1,6 +1,7 @@
 """A pool of checker processes that bounds every check in time and memory, whatever the input.
 
-Library module of ``server/math``. Layers of defence, innermost first:
+Library module of ``server/math``. Pairs the fast path (fast_path.py) can decide exactly as math-verify would never
+reach a worker; the others pass these layers of defence, innermost first:
 
 1. math-verify's own ``signal.alarm`` timeouts (``inner_timeout_s``), which work because pebble runs each task in its
    worker's main thread;
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import equivalence
+import fast_path
 import pebble
 from server_settings import ServerSettings
 
@@ -74,6 +76,7 @@ class CheckerPool:
         self.ready = False
         self.broken_reason: str | None = None  # set from the moment the pool is found broken until it is rebuilt
         self.status_counts: Counter[str] = Counter()
+        self.fast_path_decided = 0  # unique pairs answered by fast_path.decide, without a worker
         self._pool: pebble.ProcessPool | None = None
         self._in_flight: set[pebble.ProcessFuture] = set()
         self._abandoned: set[pebble.ProcessFuture] = set()  # cancelled because the pool broke under them
@@ -102,7 +105,8 @@ class CheckerPool:
         warm_up_pairs = [
             (f"\\frac{{{index}}}{{2}}", str(index / 2)) for index in range(1, 2 * self.settings.workers + 1)
         ]
-        statuses = await self._run(warm_up_pairs, record=False, deadline_s=WARM_UP_DEADLINE_S)
+        # The fast path would answer these without a worker: they must reach the workers.
+        statuses = await self._run(warm_up_pairs, record=False, deadline_s=WARM_UP_DEADLINE_S, fast=False)
         if any(status != equivalence.EQUAL for status in statuses):
             raise RuntimeError(f"checker workers failed their warm-up check (statuses {sorted(set(statuses))})")
         self.ready = True
@@ -163,7 +167,9 @@ class CheckerPool:
             raise PoolBroken(self.broken_reason)
         return await self._run(pairs, record)
 
-    async def _run(self, pairs: list[tuple[str, str]], record: bool, deadline_s: float | None = None) -> list[str]:
+    async def _run(
+        self, pairs: list[tuple[str, str]], record: bool, deadline_s: float | None = None, fast: bool = True
+    ) -> list[str]:
         if self._pool is None:
             raise RuntimeError("checker pool is not started")
         started = time.monotonic()
@@ -179,6 +185,9 @@ class CheckerPool:
                 status_of[(gold, prediction)] = equivalence.GOLD_TOO_LONG
             elif prediction_region is None:
                 status_of[(gold, prediction)] = equivalence.TOO_LONG
+            elif fast and (verdict := fast_path.decide(gold_region, prediction_region)) is not None:
+                status_of[(gold, prediction)] = verdict
+                self.fast_path_decided += record
             else:
                 checks[(gold, prediction)] = asyncio.ensure_future(self._check_one(gold_region, prediction_region))
         try:

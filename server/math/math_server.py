@@ -159,6 +159,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             "max_answer_chars": settings.max_answer_chars,
             "statuses": list(STATUSES),
             "checked": dict(pool.status_counts),
+            "fast_path_decided": pool.fast_path_decided,
         }
         if pool.broken_reason is not None:
             body["reason"] = pool.broken_reason

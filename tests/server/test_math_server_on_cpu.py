@@ -157,6 +157,13 @@ def test_a_long_answer_is_never_judged_by_its_tail(math_server):
     ]
 
 
+def test_plain_numbers_are_decided_by_the_fast_path_with_math_verifys_verdicts(math_server):
+    before = httpx.get(f"{math_server.url}/health", timeout=5).json()["fast_path_decided"]
+    results = verify(math_server, [("0.5", "\\frac{1}{2}"), ("x = 7", "7"), ("0.7", "\\frac{3}{5}"), ("41", "42")])
+    assert [result["status"] for result in results] == ["equal", "equal", "not_equal", "not_equal"]
+    assert httpx.get(f"{math_server.url}/health", timeout=5).json()["fast_path_decided"] == before + 4
+
+
 def test_is_equal_takes_the_prediction_as_str1_and_the_gold_as_str2(math_server):
     response = post(math_server, "/is_equal", json={"str1": "0.6", "str2": "\\frac{3}{5}"})
     assert response.json() == {"equal": True, "status": "equal"}
@@ -263,10 +270,7 @@ def test_an_oversized_body_gets_413_by_content_length_and_when_streamed(math_ser
 
 
 def test_a_body_that_stalls_gets_408_and_the_connection_is_closed(math_server):
-    head = (
-        "POST /is_equal HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        "Content-Length: 100\r\n\r\n"
-    )
+    head = "POST /is_equal HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
     with socket.create_connection(("127.0.0.1", math_server.port), timeout=BODY_TIMEOUT_S + SLACK_S) as sock:
         started = time.monotonic()
         sock.sendall(head.encode() + b'{"str1": "')  # 10 of the 100 bytes declared, then nothing

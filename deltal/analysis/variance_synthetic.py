@@ -27,7 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from deltal.algorithm import aggregation_coefficients, closed_form_moments
+from deltal.algorithm import AGGREGATORS, aggregation_coefficients, closed_form_moments
 from deltal.analysis.variance_lengths import check_distribution, sample_lengths
 
 SYNTHETIC_COLUMNS: tuple[str, ...] = (
@@ -39,7 +39,8 @@ SYNTHETIC_COLUMNS: tuple[str, ...] = (
     "cv",
     "cv_closed_form",
 )
-BASELINE_AGGREGATORS = ("grpo_norm", "dapo_norm", "dr_grpo_norm")
+# Every coefficient formula but ΔL, which gets one row per α.
+BASELINE_AGGREGATORS = tuple(name for name in AGGREGATORS if name != "delta_l")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ Library module; command line: ``python -m deltal.analysis.variance model --out D
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 import json
 import logging
 import math
@@ -295,7 +300,9 @@ def aggregator_moments(
     return pd.DataFrame(rows)
 
 
-def load_model_and_tokenizer(config: ModelLabConfig, assets_dir: Path):
+def load_model_and_tokenizer(
+    config: ModelLabConfig, assets_dir: Path
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load the model (fp32 on CPU, the checkpoint's dtype elsewhere) and tokenizer; build the tiny one if needed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

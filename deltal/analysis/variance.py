@@ -1,13 +1,14 @@
 """Gradient-variance lab command line: synthetic Monte Carlo of the aggregators, or real per-response gradients.
 
     python -m deltal.analysis.variance synthetic --lengths longtail --alphas 1,0.75,0.5 --out DIR
-    python -m deltal.analysis.variance model [--model PATH] [--device cuda] --num-responses 128 --out DIR
+    python -m deltal.analysis.variance model --model PATH [--device cuda] --num-responses 128 --out DIR
 
 ``synthetic`` writes DIR/synthetic.csv (one row per aggregator: empirical vs closed-form expectation scale,
 variance and CV) and DIR/synthetic.png (see `deltal.analysis.variance_synthetic` for the definitions).
 ``model`` writes DIR/responses.csv (length and ||g_i − ḡ||² per response), DIR/aggregators.csv (CV per
 aggregator), DIR/summary.json (fit slope, intercept, R², CVs) and DIR/variance_vs_length.png (paper Figure 2); see
-`deltal.analysis.variance_model`. Without --model it uses the CPU quickstart's tiny model, built offline.
+`deltal.analysis.variance_model`. ``python -m deltal.cpu.assets`` builds
+the CPU quickstart's tiny model offline and prints its directory, for --model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 
 from deltal.analysis.variance_model import LinearFit, ModelLabConfig, plot_variance_vs_length, run_model_lab
 from deltal.analysis.variance_synthetic import SyntheticConfig, plot_synthetic, run_synthetic
-from deltal.cpu.assets import default_assets_dir
 
 
 def parse_alphas(text: str) -> tuple[float, ...]:
@@ -66,7 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--out", type=Path, required=True, help="directory for synthetic.csv and synthetic.png")
     model = modes.add_parser("model", help="per-response gradients of a real model vs length")
     _add_dataclass_flags(model, ModelLabConfig)
-    model.add_argument("--assets-dir", type=Path, default=default_assets_dir(0), help="where the tiny model is built")
     model.add_argument("--out", type=Path, required=True, help="directory for the CSVs, JSON and PNG")
     return parser
 
@@ -88,7 +87,7 @@ def run_synthetic_mode(args: argparse.Namespace) -> None:
 
 def run_model_mode(args: argparse.Namespace) -> None:
     config = _config(ModelLabConfig, args)
-    per_response, moments, summary = run_model_lab(config, args.assets_dir)
+    per_response, moments, summary = run_model_lab(config)
     args.out.mkdir(parents=True, exist_ok=True)
     per_response.to_csv(args.out / "responses.csv", index=False)
     moments.to_csv(args.out / "aggregators.csv", index=False)

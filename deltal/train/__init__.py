@@ -122,6 +122,3 @@ def main() -> None:
         _invalid(exc)
     _hydra_main()
 
-
-if __name__ == "__main__":
-    main()

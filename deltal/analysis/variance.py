@@ -14,9 +14,12 @@ the CPU quickstart's tiny model offline and prints its directory, for --model.
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import json
 import logging
 import sys
+import textwrap
 from dataclasses import fields
 from pathlib import Path
 
@@ -37,25 +40,42 @@ def parse_alphas(text: str) -> tuple[float, ...]:
     return values
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, config_type, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per dataclass field, with the field's default and docstring-derived help."""
+def field_docs(config_type: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass (Python keeps none of them at run time)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(config_type)))
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        is_doc = (
+            isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)
+        )
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per dataclass field, its help the field's docstring plus its default."""
     defaults = config_type()
+    docs = field_docs(config_type)
     for field in fields(config_type):
         if field.name in skip:
             continue
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
+        doc = docs.get(field.name, "")
         if field.name == "alphas":
-            parser.add_argument(flag, type=parse_alphas, default=default, help="ΔL exponents, e.g. 1,0.75,0.5")
+            shown = ",".join(f"{alpha:g}" for alpha in default)
+            parser.add_argument(flag, type=parse_alphas, default=default, help=f"{doc} (default {shown})")
         elif isinstance(default, bool):
-            parser.add_argument(flag, action="store_true")
+            parser.add_argument(flag, action="store_true", help=doc)
         elif default is None:  # optional fields are annotated "int | None" or "str | None"
             kind = int if str(field.type).startswith("int") else str
-            parser.add_argument(flag, type=kind, default=None, help="(default: see module docstring)")
+            parser.add_argument(flag, type=kind, default=None, help=doc)
         elif isinstance(default, str):
-            parser.add_argument(flag, default=default, help=f"(default {default})")
+            parser.add_argument(flag, default=default, help=f"{doc} (default {default})")
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"(default {default})")
+            parser.add_argument(flag, type=type(default), default=default, help=f"{doc} (default {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:

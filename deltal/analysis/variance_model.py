@@ -60,6 +60,7 @@ class ModelLabConfig:
     max_new_tokens: int | None = None
     """Generation limit M; default min(3072, the model's context minus the prompt)."""
     temperature: float = 1.0
+    """Sampling temperature (1 = the policy itself, as in RL rollouts)."""
     params: str | None = None
     """Regex over parameter names; default the last layer's q/k/v projection weights."""
     data_source: str | None = None
@@ -71,10 +72,13 @@ class ModelLabConfig:
     resamples: int = 2000
     """Groups drawn (with replacement) to estimate each aggregator's variance."""
     alphas: tuple[float, ...] = (1.0, 0.75, 0.5)
+    """ΔL exponents whose CV is reported."""
     gen_batch_size: int = 32
     """Responses generated per generate() call."""
     device: str = "cpu"
+    """torch device for the model (cpu, cuda)."""
     seed: int = 0
+    """Seed of sampling and resampling."""
 
 
 @dataclass

@@ -66,6 +66,7 @@ class SyntheticConfig:
     max_response_length: int = 3072
     """M, the generation limit (Dr. GRPO's and ΔL's constant)."""
     seed: int = 0
+    """Seed of the length and gradient draws."""
 
 
 def aggregator_names(alphas: tuple[float, ...]) -> list[tuple[str, str, float]]:

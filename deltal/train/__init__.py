@@ -8,7 +8,9 @@ trainer through Ray, with deltal's TaskRunner so the per-step ΔL metrics are lo
     DRY_RUN=1 python -m deltal.train method=delta_l data.max_response_length=3072   # print the resolved config
 
 With ``DRY_RUN=1`` it prints the resolved, validated config as YAML and exits 0 without starting Ray or
-touching data, model or servers. Invalid settings exit with status 2 and a message naming the fix.
+touching data, model or servers. Invalid settings (an unknown ``method=`` included) exit with status 2 and a
+message naming the fix. Every launch prints one line to stderr with the method, α, M and the verl settings derived
+from them.
 """
 
 from __future__ import annotations

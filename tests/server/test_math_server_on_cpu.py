@@ -12,7 +12,7 @@ from math_server_process import BODY_TIMEOUT_S, HARD_TIMEOUT_S, INNER_TIMEOUT_S,
 
 from deltal.rewards.math import compute_score
 
-# (prediction, ground truth, expected equal); mirrors the measurements in the research notes (section 2).
+# (prediction, ground truth, expected equal); pairs of the kind measured for docs/math-verification.md.
 EQUIVALENCE_TABLE = [
     ("0.6", "\\frac{3}{5}", True),
     ("3/5", "0.6", True),

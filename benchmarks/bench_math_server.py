@@ -12,7 +12,9 @@ Three runs on the same realistic mix (integers, fractions vs decimals, roots, pi
    ``asyncio.wait_for``, 32 requests in flight (clean mix only: its pool cannot stop a runaway check).
 
 Both servers use the same check (``server/math/equivalence.py``) and ``--workers`` processes, so the difference is
-the serving design. Targets: run 1 >= 1.5x run 3; run 2 >= 60% of run 1. Prints checks/s and request latency.
+the serving design. Targets: run 1 >= 1.5x run 3; run 2 >= 60% of run 1. Each line also gives the server's CPU time
+per check (its whole process group), which a shared machine's load barely moves: compare designs by it when
+checks/s swing with other people's jobs. Prints checks/s and request latency.
 """
 
 import argparse
@@ -145,13 +147,34 @@ async def drive(url: str, requests: list[tuple[str, dict]], in_flight: int) -> t
     return time.perf_counter() - started, latencies
 
 
-def report(name: str, checks: int, wall_s: float, latencies: list[float]) -> float:
+def group_cpu_s(group: int) -> float:
+    """CPU seconds used so far by the processes of a process group, including children they have reaped (so a
+    killed and replaced worker still counts). Unlike wall time, it hardly moves with other load on a shared machine."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # fields: state, ppid, pgrp, ..., utime stime cutime cstime at 11..14
+            ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def timed_drive(server: subprocess.Popen, url: str, requests: list[tuple[str, dict]], in_flight: int):
+    """drive(), plus the server group's CPU seconds over it: (wall_s, latencies, cpu_s)."""
+    cpu_before = group_cpu_s(server.pid)
+    wall_s, latencies = asyncio.run(drive(url, requests, in_flight))
+    return wall_s, latencies, group_cpu_s(server.pid) - cpu_before
+
+
+def report(name: str, checks: int, wall_s: float, latencies: list[float], cpu_s: float) -> float:
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
     rate = checks / wall_s
     print(
-        f"{name:<34} {rate:8.1f} checks/s  wall {wall_s:6.2f}s  requests {len(latencies):5d}  "
-        f"latency p50 {statistics.median(ordered) * 1e3:8.1f} ms  p99 {p99 * 1e3:8.1f} ms"
+        f"{name:<34} {rate:8.1f} checks/s  wall {wall_s:6.2f}s  server CPU {cpu_s * 1e3 / checks:6.2f} ms/check  "
+        f"requests {len(latencies):5d}  latency p50 {statistics.median(ordered) * 1e3:8.1f} ms  p99 {p99 * 1e3:8.1f} ms"
     )
     return rate
 
@@ -266,12 +289,12 @@ def run_all(args: argparse.Namespace, clean, adversarial) -> tuple[float, float,
     server = start(["bash", str(args.server_dir / "start.sh")], env, url)
     asyncio.run(drive(url, verify_requests(clean[:100], args.request_pairs), 4))  # warm connections and caches
     ours = report(
-        "deltal /verify, clean", len(clean), *asyncio.run(drive(url, verify_requests(clean, args.request_pairs), 4))
+        "deltal /verify, clean", len(clean), *timed_drive(server, url, verify_requests(clean, args.request_pairs), 4)
     )
     ours_adv = report(
         "deltal /verify, 1% adversarial",
         len(adversarial),
-        *asyncio.run(drive(url, verify_requests(adversarial, args.request_pairs), 4)),
+        *timed_drive(server, url, verify_requests(adversarial, args.request_pairs), 4),
     )
     stop(server)
 
@@ -285,7 +308,7 @@ def run_all(args: argparse.Namespace, clean, adversarial) -> tuple[float, float,
     )
     single = [("/is_equal", {"str1": p, "str2": g}) for p, g in clean]
     asyncio.run(drive(url, single[:100], 32))
-    theirs = report("reference, one pair per request", len(clean), *asyncio.run(drive(url, single, 32)))
+    theirs = report("reference, one pair per request", len(clean), *timed_drive(reference, url, single, 32))
     stop(reference)
     return ours, ours_adv, theirs
 

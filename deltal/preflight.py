@@ -330,7 +330,8 @@ def probe_ray_nodes(
 
 
 def check_ray_nodes(config: DictConfig) -> list[str]:
-    """On a run over several nodes: join the Ray cluster and probe each node's environment (see probe_ray_nodes)."""
+    """On a run over several nodes: probe each node's environment (see probe_ray_nodes) under the run's runtime env,
+    joining the Ray cluster for the probe unless this process is already connected."""
     nnodes = int(config.trainer.get("nnodes", 1))
     ray_init = _ray_init_kwargs(config)
     address = ray_init.get("address") or os.environ.get("RAY_ADDRESS")
@@ -338,18 +339,22 @@ def check_ray_nodes(config: DictConfig) -> list[str]:
         return []
     import ray
 
-    runtime_env = ray_init.get("runtime_env") or None
+    # Unset keys (verl's config carries e.g. py_executable: null) are left to Ray's defaults.
+    runtime_env = {key: value for key, value in (ray_init.get("runtime_env") or {}).items() if value is not None}
+    joined = not ray.is_initialized()
+    if joined:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - any connection failure is reported with its fix
+            return [
+                f"cannot join the Ray cluster at {address} ({type(exc).__name__}: {exc}): check `ray status` on the "
+                "head node and RAY_ADDRESS."
+            ]
     try:
-        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=False)
-    except Exception as exc:  # noqa: BLE001 - any connection failure is reported with its fix
-        return [
-            f"cannot join the Ray cluster at {address} ({type(exc).__name__}: {exc}): check `ray status` on the "
-            "head node and RAY_ADDRESS."
-        ]
-    try:
-        return probe_ray_nodes(driver_versions(), nnodes)
+        return probe_ray_nodes(driver_versions(), nnodes, runtime_env=runtime_env or None)
     finally:
-        ray.shutdown()
+        if joined:
+            ray.shutdown()
 
 
 def check_registration() -> list[str]:

@@ -312,6 +312,7 @@ def test_uninstalled_rollout_engine_points_to_the_supported_vllm_path():
 
 RAY_PROBE_SCRIPT = """
 import json, sys, ray
+from omegaconf import OmegaConf
 from deltal import preflight
 ray.init(num_cpus=1, include_dashboard=False, _temp_dir=sys.argv[1], logging_level="ERROR")
 expected = preflight.driver_versions()
@@ -323,6 +324,13 @@ results = {
         expected, nnodes=1, runtime_env={"env_vars": {"PYTHONPATH": other_version}}
     ),
     "too_few_nodes": preflight.probe_ray_nodes(expected, nnodes=2),
+    # The entry point: a two-node run whose runtime env (as verl's config writes it) hides deltal.
+    "from_config": preflight.check_ray_nodes(OmegaConf.create({
+        "trainer": {"nnodes": 2},
+        "ray_kwargs": {"ray_init": {"address": "auto", "runtime_env": {
+            "py_executable": None, "env_vars": {"PYTHONPATH": hidden},
+        }}},
+    })),
 }
 ray.shutdown()
 print(json.dumps(results))
@@ -358,3 +366,5 @@ def test_ray_node_probe_finds_a_node_without_deltal_or_with_another_version(tmp_
     assert "has deltal 0.0.1 but the driver has" in problem
     (problem,) = found["too_few_nodes"]
     assert "trainer.nnodes=2 but the Ray cluster has 1 node(s)" in problem
+    too_few, hidden_node = found["from_config"]
+    assert "trainer.nnodes=2" in too_few and "cannot import deltal" in hidden_node

@@ -96,7 +96,8 @@ make_env() {
 }
 
 # flash-attn 2.8.3.post2: the release whose wheel lookup names CUDA 13 builds (2.8.3 looks for a `cu12` wheel under
-# a CUDA 13 torch and then compiles). Same kernels as verl 0.9.1's flash-attn-cu130torch211 pin (2.8.3).
+# a CUDA 13 torch and then compiles). Its sources are verl 0.9.1's flash-attn-cu130torch211 pin (2.8.3) plus a fix of
+# 32-bit index arithmetic in the backward kernels (dq accumulator offsets).
 FLASH_ATTN_VERSION=2.8.3.post2
 
 has_flash_kernels() {
@@ -171,7 +172,7 @@ build_flash_attn() {
     esac
   fi
   echo "setup.sh: $no_wheel: compiling flash-attn $FLASH_ATTN_VERSION with $nvcc (CUDA $nvcc_release) for sm_$archs" \
-    "only, MAX_JOBS=${MAX_JOBS:-8}: 72 CUDA files, typically tens of minutes; compiler lines follow"
+    "only, MAX_JOBS=${MAX_JOBS:-8} (72 CUDA files; compiler lines follow)"
   CUDA_HOME="$(dirname "$(dirname "$nvcc")")" FLASH_ATTENTION_FORCE_BUILD=TRUE FLASH_ATTN_CUDA_ARCHS="$archs" \
     MAX_JOBS="${MAX_JOBS:-8}" "$TRAIN_PY" -m pip install -v --no-cache-dir --no-build-isolation \
     "flash-attn==$FLASH_ATTN_VERSION"

@@ -71,7 +71,7 @@ SOURCE_FORMAT = (
     "a parquet file, a JSON list or a JSONL file whose rows hold 'target' (int) and 'nums' (list of int), "
     "e.g. a local copy of the Countdown-Tasks-3to4 dataset"
 )
-# Default training sizes: the reference's ingest size, and a generated set that covers a 1000-step run.
+# Default training sizes: the reference's ingest size (its builder's default), and the generated stand-in's size.
 INGEST_TRAIN_SIZE = 327_680
 GENERATED_TRAIN_SIZE = 32_768
 PROMPT_PLACEHOLDERS = ("{numbers}", "{target}")

@@ -27,7 +27,7 @@ if [[ "$1" == "-c" ]]; then
   case "$2" in
     *flash_attn_2_cuda*) [[ -n "${FAKE_HAS_FLASH_ATTN:-}" || -e "$SETUP_LOG.kernels" ]] && exit 0 || exit 1 ;;
     *torch.version.cuda*) echo "13.0" ;;
-    *"import deltal.plugin"*) echo "setup.sh: verl 0.9.1, vllm 0.24.0 in deltal" ;;
+    *"import deltal.verl_adapter.plugin"*) echo "setup.sh: verl 0.9.1, vllm 0.24.0 in deltal" ;;
   esac
   exit 0
 fi

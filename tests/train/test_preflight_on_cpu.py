@@ -1,5 +1,5 @@
-"""deltal.preflight stops a run before Ray starts when its data, math server, plugin, model, GPUs, engines or cluster
-is not ready, with a message that names the fix, and lets a ready run through.
+"""deltal.train.preflight stops a run before Ray starts when its data, math server, plugin, model, GPUs, engines or
+cluster is not ready, with a message that names the fix, and lets a ready run through.
 
 GPU facts are simulated (a stand-in torch module, a stand-in package finder); the per-node Ray probe runs for real on
 a local one-node Ray cluster, with a runtime env whose PYTHONPATH hides deltal or fakes another version of it."""
@@ -22,11 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
-from deltal import preflight
 from deltal.data.rl_format import raw_prompt_messages, rl_row, write_parquet
-from deltal.preflight import PreflightError, run_preflight
+from deltal.train import preflight
+from deltal.train.preflight import PreflightError, run_preflight
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DISPATCHER = str(REPO / "deltal" / "rewards" / "__init__.py")
 
 
@@ -313,7 +313,7 @@ def test_uninstalled_rollout_engine_points_to_the_supported_vllm_path():
 RAY_PROBE_SCRIPT = """
 import json, sys, ray
 from omegaconf import OmegaConf
-from deltal import preflight
+from deltal.train import preflight
 ray.init(num_cpus=1, include_dashboard=False, _temp_dir=sys.argv[1], logging_level="ERROR")
 expected = preflight.driver_versions()
 hidden, other_version = sys.argv[2], sys.argv[3]

@@ -14,88 +14,46 @@ the CPU quickstart's tiny model offline and prints its directory, for --model.
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import json
 import logging
 import sys
-import textwrap
-from dataclasses import fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from deltal.analysis.variance_model import LinearFit, ModelLabConfig, plot_variance_vs_length, run_model_lab
 from deltal.analysis.variance_synthetic import SyntheticConfig, plot_synthetic, run_synthetic
+from deltal.cli import add_options, settings_from
 
 
-def parse_alphas(text: str) -> tuple[float, ...]:
-    """``1,0.75,0.5`` -> (1.0, 0.75, 0.5)."""
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"--alphas takes comma-separated numbers like 1,0.75,0.5, got {text!r}"
-        ) from err
-    if not values or any(value < 0 for value in values):
-        raise argparse.ArgumentTypeError(f"--alphas needs numbers >= 0, got {text!r}")
-    return values
+@dataclass(frozen=True, kw_only=True)
+class SyntheticOutput:
+    """Where ``synthetic`` writes."""
+
+    out: Path
+    """Directory for synthetic.csv and synthetic.png."""
 
 
-def field_docs(config_type: type) -> dict[str, str]:
-    """The docstring written under each field of a dataclass (Python keeps none of them at run time)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(config_type)))
-    body = tree.body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:], strict=False):
-        is_doc = (
-            isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)
-        )
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
+@dataclass(frozen=True, kw_only=True)
+class ModelOutput:
+    """Where ``model`` writes."""
 
-
-def _add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per dataclass field, its help the field's docstring plus its default."""
-    defaults = config_type()
-    docs = field_docs(config_type)
-    for field in fields(config_type):
-        if field.name in skip:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        doc = docs.get(field.name, "")
-        if field.name == "alphas":
-            shown = ",".join(f"{alpha:g}" for alpha in default)
-            parser.add_argument(flag, type=parse_alphas, default=default, help=f"{doc} (default {shown})")
-        elif isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", help=doc)
-        elif default is None:  # optional fields are annotated "int | None" or "str | None"
-            kind = int if str(field.type).startswith("int") else str
-            parser.add_argument(flag, type=kind, default=None, help=doc)
-        elif isinstance(default, str):
-            parser.add_argument(flag, default=default, help=f"{doc} (default {default})")
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"{doc} (default {default})")
+    out: Path
+    """Directory for responses.csv, aggregators.csv, summary.json and variance_vs_length.png."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The lab's parser: one flag per field of SyntheticConfig / ModelLabConfig, helped by its docstring."""
     parser = argparse.ArgumentParser(prog="python -m deltal.analysis.variance", description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
     synthetic = modes.add_parser("synthetic", help="Monte Carlo of the aggregators vs the closed forms")
-    _add_dataclass_flags(synthetic, SyntheticConfig)
-    synthetic.add_argument("--out", type=Path, required=True, help="directory for synthetic.csv and synthetic.png")
+    add_options(add_options(synthetic, SyntheticConfig), SyntheticOutput)
     model = modes.add_parser("model", help="per-response gradients of a real model vs length")
-    _add_dataclass_flags(model, ModelLabConfig)
-    model.add_argument("--out", type=Path, required=True, help="directory for the CSVs, JSON and PNG")
+    add_options(add_options(model, ModelLabConfig), ModelOutput)
     return parser
 
 
-def _config(config_type, args: argparse.Namespace):
-    return config_type(**{field.name: getattr(args, field.name) for field in fields(config_type)})
-
-
 def run_synthetic_mode(args: argparse.Namespace) -> None:
-    config = _config(SyntheticConfig, args)
+    config = settings_from(args, SyntheticConfig)
     results = run_synthetic(config)
     args.out.mkdir(parents=True, exist_ok=True)
     results.to_csv(args.out / "synthetic.csv", index=False)
@@ -106,7 +64,7 @@ def run_synthetic_mode(args: argparse.Namespace) -> None:
 
 
 def run_model_mode(args: argparse.Namespace) -> None:
-    config = _config(ModelLabConfig, args)
+    config = settings_from(args, ModelLabConfig)
     per_response, moments, summary = run_model_lab(config)
     args.out.mkdir(parents=True, exist_ok=True)
     per_response.to_csv(args.out / "responses.csv", index=False)
@@ -127,6 +85,7 @@ def _fit_from(summary: dict) -> LinearFit:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the lab; 0 on success, 2 (with the message) for bad settings or missing inputs."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

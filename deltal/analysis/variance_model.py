@@ -28,7 +28,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +37,8 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from deltal.algorithm import aggregation_coefficients, linear_combination_moments
-from deltal.analysis.variance_synthetic import aggregator_names
+from deltal.analysis.variance_synthetic import aggregator_names, parse_alphas
+from deltal.cli import option
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ModelLabConfig:
     """G for the aggregator CVs."""
     resamples: int = 2000
     """Groups drawn (with replacement) to estimate each aggregator's variance."""
-    alphas: tuple[float, ...] = (1.0, 0.75, 0.5)
+    alphas: tuple[float, ...] = field(default=(1.0, 0.75, 0.5), metadata=option(parse=parse_alphas))
     """ΔL exponents whose CV is reported."""
     gen_batch_size: int = 32
     """Responses generated per generate() call."""

@@ -20,7 +20,7 @@ Library module; command line: ``python -m deltal.analysis.variance synthetic --l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from deltal.algorithm import AGGREGATORS, aggregation_coefficients, closed_form_moments
 from deltal.analysis.variance_lengths import check_distribution, sample_lengths
+from deltal.cli import option
 
 SYNTHETIC_COLUMNS: tuple[str, ...] = (
     "aggregator",
@@ -43,13 +44,24 @@ SYNTHETIC_COLUMNS: tuple[str, ...] = (
 BASELINE_AGGREGATORS = tuple(name for name in AGGREGATORS if name != "delta_l")
 
 
+def parse_alphas(text: str) -> tuple[float, ...]:
+    """``1,0.75,0.5`` -> (1.0, 0.75, 0.5); ValueError naming the flag otherwise."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as err:
+        raise ValueError(f"--alphas takes comma-separated numbers like 1,0.75,0.5, got {text!r}") from err
+    if not values or any(value < 0 for value in values):
+        raise ValueError(f"--alphas needs numbers >= 0, got {text!r}")
+    return values
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Settings of one synthetic run; every field is a command-line flag of the same name."""
 
     lengths: str = "longtail"
     """uniform, longtail, or a CSV/JSONL file of logged response lengths."""
-    alphas: tuple[float, ...] = (1.0, 0.75, 0.5)
+    alphas: tuple[float, ...] = field(default=(1.0, 0.75, 0.5), metadata=option(parse=parse_alphas))
     """ΔL exponents; one `delta_l_alpha_<α>` row each."""
     group_size: int = 16
     """G, responses aggregated together."""

@@ -93,9 +93,9 @@ def test_variance_lab_help_comes_from_the_field_docstrings():
     """Every flag of the variance lab documents itself from its dataclass field (--help is the documentation)."""
     from dataclasses import fields
 
-    from deltal.analysis.variance import field_docs
     from deltal.analysis.variance_model import ModelLabConfig
     from deltal.analysis.variance_synthetic import SyntheticConfig
+    from deltal.cli import field_docs
 
     for config_type in (SyntheticConfig, ModelLabConfig):
         docs = field_docs(config_type)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -22,73 +23,90 @@ from deltal.analysis.logs import load_file_logs, load_wandb_runs, read_tidy_csv
 from deltal.analysis.metrics import MATH_QUESTION_COUNTS, TASKS, parse_counts
 from deltal.analysis.plots import plot_curves
 from deltal.analysis.tables import TABLE_KINDS, build_table
+from deltal.cli import add_options, option, settings_from
 
 
-def _add_score_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--k", type=int, default=8, help="samples per prompt at validation: Avg@k / Pass@k (8)")
-    parser.add_argument(
-        "--var", default=None, help="reward variable to read (default: verl's val-core one, acc if logged else reward)"
+@dataclass(frozen=True, kw_only=True)
+class ExportSettings:
+    """verl file-logger JSONL (or W&B) -> tidy CSV."""
+
+    paths: list[str] = field(default_factory=list, metadata=option(positional=True))
+    """Run directories or <experiment>.jsonl files."""
+    wandb: str | None = None
+    """Also export W&B runs: entity/project[/run_id] (needs network)."""
+    metrics: str | None = None
+    """Regex; keep only matching metric names."""
+    generations: list[tuple[str, Path]] = field(
+        default_factory=list, metadata=option(parse=parse_generation_source, repeat=True, metavar="RUN=DIR")
     )
-    parser.add_argument(
-        "--counts",
-        type=parse_counts,
-        default=dict(MATH_QUESTION_COUNTS),
-        help="Math questions per dataset for the weighted average (default minerva=272,aime2024=30,math500=500,amc=83)",
+    """Exact Avg@k/Pass@k of run RUN from its trainer.validation_data_dir dump (DIR/<step>.jsonl); repeatable."""
+    out: Path
+    """CSV to write."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreSettings:
+    """How validation scores are read; shared by ``table`` and ``curves``."""
+
+    k: int = 8
+    """Samples per prompt at validation: Avg@k / Pass@k."""
+    var: str | None = None
+    """Reward variable to read (default: verl's val-core one, acc if logged else reward)."""
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict(MATH_QUESTION_COUNTS), metadata=option(parse=parse_counts)
     )
+    """Math questions per dataset for the weighted average, as dataset=questions pairs."""
 
 
-def _generation_source(text: str) -> tuple[str, Path]:
-    try:
-        return parse_generation_source(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
+@dataclass(frozen=True, kw_only=True)
+class TableSettings(ScoreSettings):
+    """Markdown table like paper Table 2, 4 or 5."""
+
+    csv: Path = field(metadata=option(positional=True))
+    """Tidy CSV from `export`."""
+    kind: str = field(metadata=option(choices=TABLE_KINDS))
+    """Which table: countdown (Table 2), math (Table 4) or monotonicity (Table 5)."""
+    every: int = 50
+    """Evaluation spacing for the monotonicity score."""
+    out: Path | None = None
+    """Markdown file to write (default: print)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurvesSettings(ScoreSettings):
+    """PNGs of score, response length and entropy vs step."""
+
+    csv: Path = field(metadata=option(positional=True))
+    """Tidy CSV from `export`."""
+    task: str = field(metadata=option(choices=TASKS))
+    """Task whose runs are plotted."""
+    out: Path
+    """Directory for the PNGs."""
+    smooth: int = 1
+    """Rolling-mean window for training curves (1 = raw)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One subcommand per settings dataclass; each flag's help is its field's docstring."""
     parser = argparse.ArgumentParser(prog="python -m deltal.analysis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-
-    export = commands.add_parser("export", help="verl file-logger JSONL (or W&B) -> tidy CSV")
-    export.add_argument("paths", nargs="*", help="run directories or <experiment>.jsonl files")
-    export.add_argument("--wandb", default=None, help="also export W&B runs: entity/project[/run_id] (needs network)")
-    export.add_argument("--metrics", default=None, help="regex; keep only matching metric names")
-    export.add_argument(
-        "--generations",
-        type=_generation_source,
-        action="append",
-        default=[],
-        metavar="RUN=DIR",
-        help="exact Avg@k/Pass@k of run RUN from its trainer.validation_data_dir dump (DIR/<step>.jsonl); repeatable",
-    )
-    export.add_argument("--out", type=Path, required=True, help="CSV to write")
-
-    table = commands.add_parser("table", help="markdown table like paper Table 2, 4 or 5")
-    table.add_argument("csv", type=Path, help="tidy CSV from `export`")
-    table.add_argument("--kind", choices=TABLE_KINDS, required=True)
-    table.add_argument("--every", type=int, default=50, help="evaluation spacing for the monotonicity score (50)")
-    table.add_argument("--out", type=Path, default=None, help="markdown file to write (default: print)")
-    _add_score_options(table)
-
-    curves = commands.add_parser("curves", help="PNGs of score, response length and entropy vs step")
-    curves.add_argument("csv", type=Path, help="tidy CSV from `export`")
-    curves.add_argument("--task", choices=TASKS, required=True)
-    curves.add_argument("--out", type=Path, required=True, help="directory for the PNGs")
-    curves.add_argument("--smooth", type=int, default=1, help="rolling-mean window for training curves (1 = raw)")
-    _add_score_options(curves)
+    for name, settings_type in SUBCOMMANDS.items():
+        subparser = commands.add_parser(name, help=settings_type.__doc__)
+        add_options(subparser, settings_type)
     return parser
 
 
-def run_export(args: argparse.Namespace) -> None:
-    if not args.paths and args.wandb is None and not args.generations:
+def run_export(settings: ExportSettings) -> None:
+    if not settings.paths and settings.wandb is None and not settings.generations:
         raise SystemExit("export needs run directories / JSONL files, --wandb entity/project, or --generations")
     frames = []
-    if args.paths:
-        frames.append(load_file_logs(args.paths, metric_filter=args.metrics))
-    if args.wandb is not None:
-        frames.append(load_wandb_runs(args.wandb, metric_filter=args.metrics))
-    if args.generations:
+    if settings.paths:
+        frames.append(load_file_logs(settings.paths, metric_filter=settings.metrics))
+    if settings.wandb is not None:
+        frames.append(load_wandb_runs(settings.wandb, metric_filter=settings.metrics))
+    if settings.generations:
         logged = set(pd.concat(frames)["run"]) if frames else set()
-        exact = load_generations(args.generations, metric_filter=args.metrics)
+        exact = load_generations(settings.generations, metric_filter=settings.metrics)
         unmatched = sorted(set(exact["run"]) - logged)
         if frames and unmatched:
             print(
@@ -101,36 +119,52 @@ def run_export(args: argparse.Namespace) -> None:
     if duplicated.any():
         runs = sorted(frame.loc[duplicated, "run"].unique())
         raise SystemExit(f"runs {runs} come from both the files and W&B; export them from one source")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
-    print(f"wrote {len(frame)} rows for {frame['run'].nunique()} runs to {args.out}")
+    settings.out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(settings.out, index=False)
+    print(f"wrote {len(frame)} rows for {frame['run'].nunique()} runs to {settings.out}")
 
 
-def run_table(args: argparse.Namespace) -> None:
+def run_table(settings: TableSettings) -> None:
     markdown = build_table(
-        args.kind, read_tidy_csv(args.csv), k=args.k, counts=args.counts, every=args.every, var=args.var
+        settings.kind,
+        read_tidy_csv(settings.csv),
+        k=settings.k,
+        counts=settings.counts,
+        every=settings.every,
+        var=settings.var,
     )
-    if args.out is None:
+    if settings.out is None:
         print(markdown, end="")
     else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(markdown)
-        print(f"wrote {args.out}")
+        settings.out.parent.mkdir(parents=True, exist_ok=True)
+        settings.out.write_text(markdown)
+        print(f"wrote {settings.out}")
 
 
-def run_curves(args: argparse.Namespace) -> None:
+def run_curves(settings: CurvesSettings) -> None:
     paths = plot_curves(
-        read_tidy_csv(args.csv), args.task, args.out, k=args.k, counts=args.counts, var=args.var, smooth=args.smooth
+        read_tidy_csv(settings.csv),
+        settings.task,
+        settings.out,
+        k=settings.k,
+        counts=settings.counts,
+        var=settings.var,
+        smooth=settings.smooth,
     )
     for path in paths:
         print(f"wrote {path}")
 
 
+SUBCOMMANDS: dict[str, type] = {"export": ExportSettings, "table": TableSettings, "curves": CurvesSettings}
+RUNNERS = {"export": run_export, "table": run_table, "curves": run_curves}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; 0 on success, 2 (with the message) for bad input."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        {"export": run_export, "table": run_table, "curves": run_curves}[args.command](args)
+        RUNNERS[args.command](settings_from(args, SUBCOMMANDS[args.command]))
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -45,14 +45,18 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from deltal.cli import add_options, option, settings_from
 from deltal.data.input_files import load_json_list, load_jsonl, read_text
 from deltal.data.rl_format import chat_messages, raw_prompt_messages, rl_row, write_parquet
 from deltal.data.solver import is_solvable
@@ -309,59 +313,63 @@ def build(
     return train_path, test_path
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+@dataclass(frozen=True, kw_only=True)
+class CountdownSettings:
+    """Options of ``python -m deltal.data.countdown``."""
+
+    out: str
+    """folder to write train.parquet and test.parquet into."""
+    train_size: int | None = field(
+        default=None,
+        metadata=option(
+            doc=f"number of training problems (default {INGEST_TRAIN_SIZE} with --source, {GENERATED_TRAIN_SIZE} else)."
+        ),
+    )
+    test_size: int = 1024
+    """number of held-out problems."""
+    template: Literal["base", "instruct"] | None = None
+    """base: plain-text TinyZero-style prompt for base models, to be rendered with RAW_PROMPT_CHAT_TEMPLATE (default
+    for standard); instruct: system+user chat messages (the only choice for --variant easy)."""
+    seed: int = 42
+    """seed of the generator (ignored with --source)."""
+    source: str | None = field(default=None, metadata=option(doc=f"ingest instead of generating: {SOURCE_FORMAT}."))
+    variant: str = field(default="standard", metadata=option(choices=tuple(DATA_SOURCES)))
+    """standard: 3-4 numbers in 1..99, target 10..100 (data_source countdown); easy: 3 numbers in 1..10, target
+    1..100, short prompt (data_source countdown_easy, strict reward)."""
+    prompt_template: str | None = field(default=None, metadata=option(metavar="FILE"))
+    """use the text of FILE as the prompt, with {numbers} and {target} filled in (rendered verbatim)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The builder's parser: one flag per CountdownSettings field, helped by its docstring."""
     parser = argparse.ArgumentParser(
         prog="python -m deltal.data.countdown",
         description="Build CountDown train/test parquet files in verl's RL format (no downloads).",
     )
-    parser.add_argument("--out", required=True, help="folder to write train.parquet and test.parquet into")
-    parser.add_argument(
-        "--train-size",
-        type=int,
-        default=None,
-        help=f"number of training problems (default {INGEST_TRAIN_SIZE} with --source, {GENERATED_TRAIN_SIZE} else)",
-    )
-    parser.add_argument("--test-size", type=int, default=1024, help="number of held-out problems")
-    parser.add_argument(
-        "--template",
-        choices=("base", "instruct"),
-        default=None,
-        help="base: plain-text TinyZero-style prompt for base models, to be rendered with "
-        "RAW_PROMPT_CHAT_TEMPLATE (default for standard); instruct: system+user chat messages "
-        "(the only choice for --variant easy)",
-    )
-    parser.add_argument("--seed", type=int, default=42, help="seed of the generator (ignored with --source)")
-    parser.add_argument("--source", default=None, help=f"ingest instead of generating: {SOURCE_FORMAT}")
-    parser.add_argument(
-        "--variant",
-        choices=tuple(DATA_SOURCES),
-        default="standard",
-        help="standard: 3-4 numbers in 1..99, target 10..100 (data_source countdown); "
-        "easy: 3 numbers in 1..10, target 1..100, short prompt (data_source countdown_easy, strict reward)",
-    )
-    parser.add_argument(
-        "--prompt-template",
-        default=None,
-        metavar="FILE",
-        help="use the text of FILE as the prompt, with {numbers} and {target} filled in (rendered verbatim)",
-    )
-    args = parser.parse_args(argv)
+    return add_options(parser, CountdownSettings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the files; bad input exits 2 with argparse's usage message."""
+    parser = build_parser()
+    settings = settings_from(parser.parse_args(argv), CountdownSettings)
     try:
         paths = build(
-            args.out,
-            args.train_size,
-            args.test_size,
-            args.template,
-            args.seed,
-            args.source,
-            args.variant,
-            args.prompt_template,
+            settings.out,
+            settings.train_size,
+            settings.test_size,
+            settings.template,
+            settings.seed,
+            settings.source,
+            settings.variant,
+            settings.prompt_template,
         )
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     for path in paths:
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -33,12 +33,15 @@ import argparse
 import logging
 import math
 import numbers
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
+from deltal.cli import add_options, option, settings_from
 from deltal.data.input_files import InputFileError, load_json_list, load_jsonl, read_text
 from deltal.data.rl_format import chat_messages, raw_prompt_messages, rl_row, write_parquet
 
@@ -263,32 +266,51 @@ def build(
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
+@dataclass(frozen=True, kw_only=True)
+class MathSettings:
+    """Options of ``python -m deltal.data.math``; each evaluation set of EVAL_SETS has its own optional flag."""
+
+    out: Path
+    """Folder for train.parquet and the eval parquet files."""
+    orz_train: Path
+    """Open-Reasoner-Zero training JSON (a list of two-turn conversations) -> train.parquet."""
+    math500: Path | None = None
+    """MATH500 evaluation set in ORZ's eval JSON (optional) -> math500.parquet."""
+    aime2024: Path | None = None
+    """AIME 2024 evaluation set in ORZ's eval JSON (optional) -> aime2024.parquet."""
+    amc: Path | None = None
+    """AMC evaluation set: a saved datasets folder, a .json list or a .jsonl file (optional) -> amc.parquet."""
+    minerva: Path | None = None
+    """Minerva evaluation set: a saved datasets folder, a .json list or a .jsonl file (optional) -> minerva.parquet."""
+    template: Literal["base", "instruct"] = "base"
+    """Prompt style: base (ORZ-style plain text, rendered verbatim) or instruct (one user chat message)."""
+    prompt_template: Path | None = field(default=None, metadata=option(metavar="FILE"))
+    """Use the text of FILE as the prompt, with {question} filled in (rendered verbatim)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The builder's parser: one flag per MathSettings field, helped by its docstring."""
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder for train.parquet and the eval parquet files")
-    parser.add_argument("--orz-train", type=Path, required=True, help="Open-Reasoner-Zero training JSON")
-    for name in EVAL_SETS:
-        parser.add_argument(f"--{name}", type=Path, default=None, help=f"{name} evaluation set (optional)")
-    parser.add_argument("--template", choices=("base", "instruct"), default="base", help="prompt style")
-    parser.add_argument(
-        "--prompt-template",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="use the text of FILE as the prompt, with {question} filled in (rendered verbatim)",
-    )
-    args = parser.parse_args(argv)
+    return add_options(parser, MathSettings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the files; bad input exits 2 with a message naming the file, the record and the rule."""
+    parser = build_parser()
+    settings = settings_from(parser.parse_args(argv), MathSettings)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    eval_paths = {name: getattr(args, name) for name in EVAL_SETS}
+    eval_paths = {name: getattr(settings, name) for name in EVAL_SETS}
     try:
-        written = build(args.out, args.orz_train, eval_paths, args.template, args.prompt_template)
+        written = build(settings.out, settings.orz_train, eval_paths, settings.template, settings.prompt_template)
     except InputFileError as error:
         parser.exit(2, f"deltal.data.math: {error}\n")
     for path in written:
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,12 +15,15 @@ where the rewards are averaged over the first and the last ``--window`` training
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from deltal.analysis.logs import load_file_logs
 from deltal.analysis.plots import plot_reward_and_length
+from deltal.cli import add_options, settings_from
 
 REWARD_METRIC = "critic/score/mean"
 LENGTH_METRIC = "response_length/mean"
@@ -61,22 +64,41 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], out_path: Path, titl
     return plot_reward_and_length(curves["reward"], curves["length"], curves["val"], Path(out_path), title)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", type=Path, required=True, help="verl file-logger JSONL of the run")
-    parser.add_argument("--plot", type=Path, required=True, help="PNG to write")
-    parser.add_argument("--method", required=True, help="method name for the summary line")
-    parser.add_argument("--wall-s", type=float, required=True, help="wall time of the whole quickstart, seconds")
-    parser.add_argument("--window", type=int, default=5, help="steps averaged at the start and at the end")
-    args = parser.parse_args()
+@dataclass(frozen=True, kw_only=True)
+class QuickstartSettings:
+    """Options of ``python -m deltal.quickstart``."""
 
-    curves = training_curves(args.metrics)
-    reward_first, reward_last = window_means(curves["reward"], args.window)
-    plot_path = plot_curves(curves, args.plot, f"CPU quickstart: {args.method}")
+    metrics: Path
+    """verl file-logger JSONL of the run."""
+    plot: Path
+    """PNG to write."""
+    method: str
+    """Method name for the summary line."""
+    wall_s: float
+    """Wall time of the whole quickstart, seconds."""
+    window: int = 5
+    """Steps averaged at the start and at the end."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The summary's parser: one flag per QuickstartSettings field, helped by its docstring."""
+    return add_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]), QuickstartSettings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the summary and write the PNG; 2 (with the message) when the log is missing or has no training step."""
+    settings = settings_from(build_parser().parse_args(argv), QuickstartSettings)
+    try:
+        curves = training_curves(settings.metrics)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    reward_first, reward_last = window_means(curves["reward"], settings.window)
+    plot_path = plot_curves(curves, settings.plot, f"CPU quickstart: {settings.method}")
     for step, value in curves["val"]:
         print(f"validation accuracy at step {step}: {value:.3f}")
     print(
-        f"quickstart: method={args.method} steps={len(curves['reward'])} reward_first={reward_first:.3f} "
-        f"reward_last={reward_last:.3f} wall_s={args.wall_s:.0f} plot={plot_path}"
+        f"quickstart: method={settings.method} steps={len(curves['reward'])} reward_first={reward_first:.3f} "
+        f"reward_last={reward_last:.3f} wall_s={settings.wall_s:.0f} plot={plot_path}"
     )
-
+    return 0

@@ -1,5 +1,7 @@
 """``python -m deltal.quickstart``: see :mod:`deltal.quickstart`."""
 
+import sys
+
 from deltal.quickstart import main
 
-main()
+sys.exit(main())

@@ -119,7 +119,7 @@ def _comma_separated(kind: type, container: type) -> Callable[[str], Any]:
         try:
             values = [kind(part.strip()) for part in text.split(",") if part.strip()]
         except ValueError as err:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from err
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from err
         if not values:
             raise argparse.ArgumentTypeError(f"expected at least one value, got {text!r}")
         return container(values)
@@ -202,5 +202,13 @@ def add_options(parser: argparse.ArgumentParser, config_type: type) -> argparse.
 
 def settings_from(args: argparse.Namespace, config_type: type[Any]) -> Any:
     """The ``config_type`` instance holding the parsed values of its fields."""
-    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(config_type) if field.init}
+    hints = typing.get_type_hints(config_type)
+    values = {}
+    for field in dataclasses.fields(config_type):
+        if field.init:
+            value = getattr(args, field.name)
+            # argparse collects positional and repeated values in a list, whatever the field's container
+            if isinstance(value, list) and typing.get_origin(_without_none(hints[field.name])) is tuple:
+                value = tuple(value)
+            values[field.name] = value
     return config_type(**values)

@@ -98,7 +98,7 @@ def test_a_parse_error_is_a_usage_error_with_its_own_message(capsys):
     assert "--pair-count must be even, got 3" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _parser().parse_args(["--out", "x", "--alphas", "1,a"])
-    assert "comma-separated float values, got '1,a'" in capsys.readouterr().err
+    assert "comma-separated floats, got '1,a'" in capsys.readouterr().err
 
 
 def test_a_field_without_docstring_is_refused():
@@ -110,3 +110,17 @@ def test_a_field_without_docstring_is_refused():
 
     with pytest.raises(TypeError, match="Undocumented.steps has no docstring"):
         add_options(argparse.ArgumentParser(), Undocumented)
+
+
+def test_positional_and_repeated_fields_collect_their_values_in_the_fields_container():
+    @dataclass(frozen=True)
+    class Collected:
+        words: tuple[str, ...] = field(default=(), metadata=option(positional=True))
+        """Any number of words."""
+        tags: list[str] = field(default_factory=list, metadata=option(repeat=True))
+        """One tag per --tags; repeatable."""
+
+    parser = add_options(argparse.ArgumentParser(), Collected)
+    assert settings_from(parser.parse_args([]), Collected) == Collected()
+    settings = settings_from(parser.parse_args(["a", "b", "--tags", "x", "--tags", "y"]), Collected)
+    assert settings == Collected(words=("a", "b"), tags=["x", "y"])

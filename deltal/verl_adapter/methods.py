@@ -67,3 +67,13 @@ METHOD_BY_LOSS_AGG_MODE: dict[str, str] = {
     "token-mean": "dapo_norm",
     "seq-mean-token-sum-norm": "dr_grpo_norm",
 }
+
+# Each method's per-response coefficients x_i as an aggregator of deltal.algorithm (Dr. GRPO shares Dr. GRPO Norm's);
+# the estimator's variance telemetry evaluates them on every batch.
+AGGREGATOR_BY_METHOD: dict[str, str] = {
+    "grpo_norm": "grpo_norm",
+    "dapo_norm": "dapo_norm",
+    "dr_grpo_norm": "dr_grpo_norm",
+    "dr_grpo": "dr_grpo_norm",
+    "delta_l": "delta_l",
+}

@@ -19,6 +19,9 @@ import torch
 
 from deltal.algorithm.validation import check_alpha, check_lengths_vector
 
+# Where the ΔL weights are normalised: over the whole batch (the paper) or within each prompt's group.
+SCOPES: tuple[str, ...] = ("batch", "group")
+
 
 def check_group_ids(group_ids: torch.Tensor, batch_size: int) -> None:
     """Raise ValueError unless `group_ids` is an integer (bs,) tensor (values are not read: that would sync)."""

@@ -24,7 +24,6 @@ from deltal.algorithm.groups import group_delta_l_advantage_weights
 from deltal.algorithm.theory import linear_combination_moments
 
 OPTIMAL_ALPHA = 1.0  # ΔL at α = 1: x_i ∝ 1/L_i ∝ 1/Var(g_i)
-SCOPES: tuple[str, ...] = ("batch", "group")
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,6 @@ class AggregationCost:
     """CV of Σ x_i g_i divided by ΔL(α=1)'s CV on the same lengths (>= 1; 1 is the minimum)."""
     scale_ratio: float
     """Σ x_i · M: 1 for the unbiased methods, length-dependent for GRPO and DAPO Norm."""
-
-
-def check_scope(scope: str) -> str:
-    """Return `scope`, or raise ValueError naming the known scopes."""
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
-    return scope
 
 
 def method_coefficients(

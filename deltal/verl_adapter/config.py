@@ -5,7 +5,9 @@ Users choose a method with the names they know from the reference scripts, eithe
 ``algorithm.grpopp_config.alpha``, ``algorithm.use_dr_grpo``, or (for the three baselines)
 ``actor_rollout_ref.actor.loss_agg_mode``. From that, :func:`resolve_config` fills in the keys that deltal's
 config leaves as ``auto``: ``algorithm.adv_estimator``, ``algorithm.norm_adv_by_std_in_grpo``,
-``actor_rollout_ref.actor.loss_agg_mode`` and ``actor_rollout_ref.actor.loss_scale_factor``. A value
+``actor_rollout_ref.actor.loss_agg_mode`` and ``actor_rollout_ref.actor.loss_scale_factor``, and writes the
+``algorithm.deltal.*`` keys the estimators read (method, α, M, and ΔL's ``scope`` / ``exclude_zero_advantage``
+from ``algorithm.grpopp_config``). A value
 set by hand that contradicts the method stops the run with a :class:`ConfigError` that names the fix.
 """
 
@@ -16,6 +18,7 @@ import math
 
 from omegaconf import DictConfig, open_dict
 
+from deltal.algorithm.groups import SCOPES
 from deltal.verl_adapter.methods import METHOD_BY_LOSS_AGG_MODE, METHODS, MethodSpec
 
 logger = logging.getLogger(__name__)
@@ -84,6 +87,25 @@ def _alpha(cfg: DictConfig) -> float:
     return alpha
 
 
+def _delta_l_options(cfg: DictConfig, method: str) -> tuple[str, bool]:
+    """``grpopp_config.scope`` and ``.exclude_zero_advantage``, validated; only ΔL may leave the defaults."""
+    options = cfg.algorithm.grpopp_config
+    scope, exclude = options.get("scope", "batch"), options.get("exclude_zero_advantage", False)
+    if scope not in SCOPES:
+        raise ConfigError(
+            f"algorithm.grpopp_config.scope={scope!r} is not one of {'|'.join(SCOPES)}: batch normalises the ΔL "
+            "weights over the whole batch (the paper), group within each prompt's responses."
+        )
+    if not isinstance(exclude, bool):
+        raise ConfigError(f"algorithm.grpopp_config.exclude_zero_advantage must be true or false, got {exclude!r}.")
+    if method != "delta_l" and (scope != "batch" or exclude):
+        raise ConfigError(
+            f"algorithm.grpopp_config.scope={scope} / exclude_zero_advantage={exclude} change how the ΔL weights are "
+            f"normalised, but method {method} has no ΔL weights. Use method=delta_l, or drop those overrides."
+        )
+    return scope, exclude
+
+
 def _derive(cfg_node: DictConfig, key: str, wanted, method: str, path: str, fix: str) -> None:
     """Set ``cfg_node[key]`` to ``wanted`` if it is ``auto``; raise if a hand-set value differs."""
     current = cfg_node[key]
@@ -100,6 +122,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
     max_len = _max_response_length(cfg)
     algo, actor = cfg.algorithm, cfg.actor_rollout_ref.actor
     alpha = _alpha(cfg) if method == "delta_l" else None
+    scope, exclude_zero_advantage = _delta_l_options(cfg, method)
     drop = "Remove the override (deltal derives it from the method) or choose another method."
 
     with open_dict(cfg):
@@ -128,4 +151,6 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         algo.deltal.method = method
         algo.deltal.alpha = alpha
         algo.deltal.max_response_length = max_len
+        algo.deltal.scope = scope
+        algo.deltal.exclude_zero_advantage = exclude_zero_advantage
     return cfg

@@ -33,7 +33,7 @@ from verl.trainer.ppo.core_algos import compute_grpo_vectorized_outcome_advantag
 from verl.utils.groupwise import as_torch_index
 
 from deltal.algorithm import delta_l_advantage_weights, filter_overlong, response_lengths
-from deltal.algorithm.groups import constant_reward_rows, group_delta_l_advantage_weights
+from deltal.algorithm.groups import SCOPES, constant_reward_rows, group_delta_l_advantage_weights
 from deltal.algorithm.telemetry import batch_costs
 from deltal.verl_adapter.methods import AGGREGATOR_BY_METHOD
 
@@ -79,7 +79,7 @@ def _deltal_advantage(
     max_len = _max_response_length(config, required=filter_enabled)
     scope = _setting(config, "deltal.scope", "batch")
     exclude = _setting(config, "deltal.exclude_zero_advantage", False)
-    if scope not in ("batch", "group") or not isinstance(exclude, bool):
+    if scope not in SCOPES or not isinstance(exclude, bool):
         raise ValueError(
             f"algorithm.deltal.scope={scope!r} / exclude_zero_advantage={exclude!r} are not resolved settings; set "
             "algorithm.grpopp_config.scope (batch|group) and .exclude_zero_advantage (true|false) and launch through "

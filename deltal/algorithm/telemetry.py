@@ -66,19 +66,30 @@ def method_coefficients(
     return weights / (valid_count * float(max_response_length))
 
 
-def aggregation_cost(coefficients: torch.Tensor, lengths: torch.Tensor, max_response_length: float) -> AggregationCost:
-    """cv_ratio and scale_ratio of the coefficients `coefficients` on `lengths` (see the module docstring).
+def optimal_cv(lengths: torch.Tensor, max_response_length: float) -> float:
+    """CV of ΔL at α = 1 on `lengths` (V = ||μ|| = 1): the denominator of every cv_ratio.
 
     Raises ValueError when no row has length > 0 (there is no response to aggregate).
     """
     lengths = lengths.to(torch.float64)
     if not bool((lengths > 0).any()):
-        raise ValueError("aggregation_cost needs at least one response with length > 0")
+        raise ValueError("the variance telemetry needs at least one response with length > 0")
     optimal = aggregation_coefficients("delta_l", lengths, max_response_length, OPTIMAL_ALPHA)
-    optimal_cv = linear_combination_moments(optimal, lengths, token_variance=1.0).cv
-    moments = linear_combination_moments(coefficients, lengths, token_variance=1.0)
+    return linear_combination_moments(optimal, lengths, token_variance=1.0).cv
+
+
+def aggregation_cost(
+    coefficients: torch.Tensor, lengths: torch.Tensor, max_response_length: float, reference_cv: float | None = None
+) -> AggregationCost:
+    """cv_ratio and scale_ratio of the coefficients `coefficients` on `lengths` (see the module docstring).
+
+    `reference_cv` is `optimal_cv(lengths, max_response_length)`, computed here unless the caller has it.
+    """
+    if reference_cv is None:
+        reference_cv = optimal_cv(lengths, max_response_length)
+    moments = linear_combination_moments(coefficients, lengths.to(torch.float64), token_variance=1.0)
     return AggregationCost(
-        cv_ratio=moments.cv / optimal_cv, scale_ratio=moments.expectation_scale * float(max_response_length)
+        cv_ratio=moments.cv / reference_cv, scale_ratio=moments.expectation_scale * float(max_response_length)
     )
 
 
@@ -103,12 +114,19 @@ def batch_costs(
     """
     check_aggregator(aggregator)
     lengths = lengths.to(torch.float64)
+    reference = optimal_cv(lengths, max_response_length)
     running = aggregation_cost(
-        method_coefficients(aggregator, lengths, max_response_length, alpha, group_ids), lengths, max_response_length
+        method_coefficients(aggregator, lengths, max_response_length, alpha, group_ids),
+        lengths,
+        max_response_length,
+        reference,
     )
     others = {
         name: aggregation_cost(
-            aggregation_coefficients(name, lengths, max_response_length, OPTIMAL_ALPHA), lengths, max_response_length
+            aggregation_coefficients(name, lengths, max_response_length, OPTIMAL_ALPHA),
+            lengths,
+            max_response_length,
+            reference,
         )
         for name in AGGREGATORS
     }

@@ -23,7 +23,6 @@ also computes the variance/bias telemetry (``deltal.algorithm.telemetry``) from 
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -36,8 +35,6 @@ from deltal.algorithm import delta_l_advantage_weights, filter_overlong, respons
 from deltal.algorithm.groups import SCOPES, constant_reward_rows, group_delta_l_advantage_weights
 from deltal.algorithm.telemetry import batch_costs
 from deltal.verl_adapter.methods import AGGREGATOR_BY_METHOD
-
-logger = logging.getLogger(__name__)
 
 # Last step's tensors, read (and cleared) by the trainer in the same process: {"lengths", "weights", ...}.
 _pending_step_stats: dict[str, Any] = {}

@@ -182,6 +182,10 @@ def pop_step_metrics() -> dict[str, float]:
         return {}
     valid_lengths = lengths[valid].float()
     metrics = _quantiles(valid_lengths, "deltal/response_length")
+    # Stats recorded without the options (by hand, as the trainer glue test does) mean the paper's defaults.
+    stats.setdefault("normaliser_lengths", lengths)
+    stats.setdefault("group_ids", None)
+    stats.setdefault("method", None if stats["alpha"] is None else "delta_l")
     weighted = stats["normaliser_lengths"] > 0  # the valid rows, less those excluded from the normaliser
     weights = stats["weights"]
     if weights is None:
@@ -190,7 +194,7 @@ def pop_step_metrics() -> dict[str, float]:
         weights = weights[weighted].float() if bool(weighted.any()) else torch.zeros(1)
         metrics["deltal/alpha"] = float(stats["alpha"])
     metrics.update(_quantiles(weights, "deltal/adv_weight"))
-    if stats["excluded"]:
+    if stats.get("excluded", False):
         metrics["deltal/zero_advantage_excluded_fraction"] = 1.0 - weighted.sum().item() / valid.sum().item()
     max_len = stats["max_len"]
     if max_len is not None:

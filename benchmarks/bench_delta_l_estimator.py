@@ -101,9 +101,12 @@ def delta_l_python_loop(
 
 
 def interleaved_median_seconds(
-    calls: dict[str, Callable[[], object]], repeats: dict[str, int], device: torch.device
+    calls: dict[str, Callable[[], object]],
+    repeats: dict[str, int],
+    device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Median wall time of each call, timing them round-robin (rotating the order every round).
+    """Median time of each call on `clock`, timing them round-robin (rotating the order every round).
 
     Timing one estimator after another lets background load and allocator state favour whichever runs in a quiet
     moment; interleaving exposes every estimator to the same conditions. Each call is warmed up once first.
@@ -123,10 +126,10 @@ def interleaved_median_seconds(
         for name in names[shift:] + names[:shift]:
             if len(times[name]) >= repeats[name]:
                 continue
-            start = time.perf_counter()
+            start = clock()
             calls[name]()
             synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -163,7 +166,8 @@ def benchmark_batch(
     torch.testing.assert_close(calls["python_loop"](), expected, rtol=1e-4, atol=1e-5)
 
     repeats = {name: args.loop_repeats if name == "python_loop" else args.repeats for name in calls}
-    seconds = interleaved_median_seconds(calls, repeats, device)
+    clock = time.process_time if args.clock == "process" else time.perf_counter
+    seconds = interleaved_median_seconds(calls, repeats, device, clock)
     for name, value in seconds.items():
         print(f"{batch_size:>6} {name:>29} {value * 1e3:>11.2f} {value / seconds['grpo_vectorized']:>18.2f}")
     telemetry = seconds["delta_l+telemetry"] / seconds["grpo_vectorized"]
@@ -188,6 +192,13 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table for delta_l")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "process"),
+        default="wall",
+        help="wall: elapsed time; process: CPU time of this process (all its threads), far less sensitive to other "
+        "processes competing for the cores (CPU only: it does not see GPU time)",
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -195,7 +206,7 @@ def main() -> None:
     estimators = {name: get_adv_estimator_fn(name) for name in ("delta_l", "grpo_vectorized", "grpo")}
     print(
         f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} width={args.width} "
-        f"group_size={args.group_size} alpha={args.alpha} repeats={args.repeats}"
+        f"group_size={args.group_size} alpha={args.alpha} repeats={args.repeats} clock={args.clock}"
     )
     print(f"{'batch':>6} {'estimator':>29} {'median ms':>11} {'x grpo_vectorized':>18}")
     for batch_size in args.batch_sizes:

@@ -154,17 +154,12 @@ def compute_deltal_grpo_advantage(
 
 
 def _quantiles(values: torch.Tensor, prefix: str) -> dict[str, float]:
-    qs = torch.quantile(values.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64, device=values.device))
-    p10, p50, p90 = qs.tolist()
-    return {
-        f"{prefix}/mean": values.double().mean().item(),
-        f"{prefix}/min": values.min().item(),
-        f"{prefix}/max": values.max().item(),
-        f"{prefix}/std": values.double().std(unbiased=False).item(),
-        f"{prefix}/p10": p10,
-        f"{prefix}/p50": p50,
-        f"{prefix}/p90": p90,
-    }
+    values = values.double()
+    qs = torch.quantile(values, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64, device=values.device))
+    # One (7,) tensor and one transfer to the host, instead of one per statistic.
+    summary = torch.stack([values.mean(), values.min(), values.max(), values.std(unbiased=False), *qs]).tolist()
+    names = ("mean", "min", "max", "std", "p10", "p50", "p90")
+    return {f"{prefix}/{name}": value for name, value in zip(names, summary, strict=True)}
 
 
 def pop_step_metrics() -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Speed of deltal's `delta_l` advantage estimator against verl's `grpo` / `grpo_vectorized` and a per-sample loop.
 
 The `delta_l` estimator (GRPO group advantage × ΔL weights w_i = L_i^-α / mean_j L_j^-α) runs once per training step
-on the driver over the whole batch. This prints the median wall time of each estimator for batches of outcome
+on the driver over the whole batch. This prints the median time of each estimator for batches of outcome
 rewards with groups of 10 responses, lengths uniform in 1..width, and the ratios the project targets:
 delta_l within 1.1x of grpo_vectorized, and at least 20x faster than a straightforward Python loop at bs=1280.
 The loop's output is checked against delta_l's before timing, so both compute the same thing.
@@ -12,6 +12,7 @@ grpo_vectorized. `delta_l_group_excl+telemetry` is the same with group scope and
     .venv/bin/python benchmarks/bench_delta_l_estimator.py                       # bs 1280 and 16384, width 8192
     .venv/bin/python benchmarks/bench_delta_l_estimator.py --device cuda --repeats 20
     .venv/bin/python benchmarks/bench_delta_l_estimator.py --profile             # where delta_l's time goes
+    .venv/bin/python benchmarks/bench_delta_l_estimator.py --clock process --threads 1   # on a busy shared machine
 """
 
 import argparse
@@ -193,6 +194,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table for delta_l")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice); 1 keeps small ops from spinning on a busy machine",
+    )
+    parser.add_argument(
         "--clock",
         choices=("wall", "process"),
         default="wall",
@@ -202,6 +209,8 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     config = estimator_config(args.alpha, args.width)
     estimators = {name: get_adv_estimator_fn(name) for name in ("delta_l", "grpo_vectorized", "grpo")}
     print(

@@ -54,8 +54,6 @@ def estimator_config(
     return OmegaConf.create(
         {
             "norm_adv_by_std_in_grpo": True,
-            "use_grpopp": True,
-            "grpopp_config": {"alpha": alpha},
             "filter_overlong_response": {"enable": False},
             "deltal": {
                 "method": "delta_l",

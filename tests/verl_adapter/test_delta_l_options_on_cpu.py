@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from deltal.train import compose_config, run
-from deltal.verl_adapter.config import ConfigError, resolve_config
+from deltal.verl_adapter.config import ConfigError, launch_summary, resolve_config
 
 BASE = ["data.max_response_length=1024"]
 
@@ -21,11 +21,19 @@ def test_defaults_are_the_paper_batch_scope_without_exclusion():
     assert _resolved("method=dapo_norm").scope == "batch"
 
 
-def test_options_resolve_into_the_keys_the_estimator_reads():
-    deltal = _resolved(
-        "method=delta_l", "algorithm.grpopp_config.scope=group", "algorithm.grpopp_config.exclude_zero_advantage=true"
+def test_options_resolve_into_the_keys_the_estimator_reads_and_show_in_the_launch_line():
+    cfg = resolve_config(
+        compose_config(
+            [
+                *BASE,
+                "method=delta_l",
+                "algorithm.grpopp_config.scope=group",
+                "algorithm.grpopp_config.exclude_zero_advantage=true",
+            ]
+        )
     )
-    assert (deltal.scope, deltal.exclude_zero_advantage) == ("group", True)
+    assert (cfg.algorithm.deltal.scope, cfg.algorithm.deltal.exclude_zero_advantage) == ("group", True)
+    assert "scope=group exclude_zero_advantage=True" in launch_summary(cfg)
 
 
 @pytest.mark.parametrize(

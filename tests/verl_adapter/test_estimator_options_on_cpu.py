@@ -117,9 +117,3 @@ def test_group_scope_telemetry_stays_unbiased_and_costs_variance():
     metrics = pop_step_metrics()
     assert metrics["deltal/bias/scale_ratio"] == pytest.approx(1.0)
     assert metrics["deltal/variance/cv_ratio_to_optimal"] > 1.0
-
-
-def test_unresolved_option_values_are_refused_with_the_fix():
-    batch = _batch([2, 4], [1.0, 0.0], ["a", "a"])
-    with pytest.raises(ValueError, match="grpopp_config.scope"):
-        _weights(batch, _config(scope="prompt"))

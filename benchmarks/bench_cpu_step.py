@@ -67,9 +67,20 @@ def cpu_seconds_by_process(root_pid: int) -> dict[int, tuple[str, float]]:
             times = child.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        name = cmdline[0] if cmdline and cmdline[0].startswith("ray::") else " ".join(cmdline[:3])[-60:] or child.name()
-        snapshot[child.pid] = (name, times.user + times.system)
+        snapshot[child.pid] = (_process_label(cmdline) or child.name(), times.user + times.system)
     return snapshot
+
+
+def _process_label(cmdline: list[str]) -> str:
+    """Ray workers by their actor title (``ray::Name``), other processes by their module or script name."""
+    if not cmdline:
+        return ""
+    if cmdline[0].startswith("ray::"):
+        return cmdline[0].split(" ")[0].split(".")[0]  # the title shows the running method after a dot
+    if "-m" in cmdline[:-1]:
+        return cmdline[cmdline.index("-m") + 1]
+    scripts = [Path(arg).name for arg in cmdline[1:] if arg.endswith(".py")]
+    return scripts[0] if scripts else Path(cmdline[0]).name
 
 
 def cpu_per_step(first: dict[int, tuple[str, float]], last: dict[int, tuple[str, float]], steps: int) -> dict:

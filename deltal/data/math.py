@@ -2,7 +2,7 @@
 
     python -m deltal.data.math --out data/math --orz-train orz_math_57k_collected.json \\
         --math500 math500.json --aime2024 aime2024.json --amc amc_dir_or.jsonl --minerva minerva.jsonl \\
-        [--template base|instruct]
+        [--template base|instruct] [--prompt-template FILE]
 
 Inputs and what each becomes (``data_source`` picks the reward in ``deltal.rewards.SCORERS``):
 
@@ -19,6 +19,9 @@ Inputs and what each becomes (``data_source`` picks the reward in ``deltal.rewar
 ``--template base`` (default, the paper's base models) stores an ORZ-style plain-text prompt: reasoning in
 ``<think>``, then the final answer in ``\\boxed{}``; launch scripts then pass
 ``deltal.data.rl_format.RAW_PROMPT_TEMPLATE_OVERRIDE``. ``--template instruct`` stores one user chat message.
+``--prompt-template FILE`` stores the text of FILE with ``{question}`` replaced by each question (plain
+substitution: ``\\boxed{}`` and other braces stay as written), rendered verbatim by the launch scripts; it reproduces
+any prompt exactly, e.g. the reference repository's.
 """
 
 from __future__ import annotations
@@ -64,8 +67,21 @@ class MathDataError(ValueError):
     """A math input file is missing or not in the documented format."""
 
 
-def format_prompt(question: str, template: str) -> list[dict[str, str]]:
-    """The verl ``prompt`` messages for one question under the ``base`` or ``instruct`` template."""
+def read_prompt_template(path: Path) -> str:
+    """The text of a ``--prompt-template`` file; it must hold the ``{question}`` placeholder."""
+    if not Path(path).is_file():
+        raise MathDataError(f"--prompt-template {path} does not exist")
+    text = Path(path).read_text(encoding="utf-8")
+    if "{question}" not in text:
+        raise MathDataError(f"--prompt-template {path} lacks {{question}}: write it where each question goes")
+    return text
+
+
+def format_prompt(question: str, template: str, prompt_template: str | None = None) -> list[dict[str, str]]:
+    """The verl ``prompt`` messages for one question under the ``base`` or ``instruct`` template, or under the text
+    of a ``--prompt-template`` file when one is given."""
+    if prompt_template is not None:
+        return raw_prompt_messages(prompt_template.replace("{question}", question))
     if template == "base":
         return raw_prompt_messages(BASE_TEMPLATE.format(question=question))
     if template == "instruct":
@@ -177,13 +193,18 @@ def _load_records(path: Path) -> list:
 
 
 def build_rows(
-    pairs: Iterable[tuple[str, str]], data_source: str, split: str, template: str, total: int | None = None
+    pairs: Iterable[tuple[str, str]],
+    data_source: str,
+    split: str,
+    template: str,
+    total: int | None = None,
+    prompt_template: str | None = None,
 ) -> list[dict[str, Any]]:
     """verl RL rows (prompt, ground truth, data_source) for (question, answer) pairs."""
     return [
         rl_row(
             data_source=data_source,
-            prompt=format_prompt(question, template),
+            prompt=format_prompt(question, template, prompt_template),
             ability="math",
             ground_truth=answer,
             split=split,
@@ -203,12 +224,20 @@ EVAL_SETS: dict[str, Callable[[Path], list[tuple[str, str]]]] = {
 }
 
 
-def build(out: Path, orz_train: Path, eval_paths: Mapping[str, Path | None], template: str = "base") -> list[Path]:
+def build(
+    out: Path,
+    orz_train: Path,
+    eval_paths: Mapping[str, Path | None],
+    template: str = "base",
+    prompt_template: Path | None = None,
+) -> list[Path]:
     """Write train.parquet and one parquet per given evaluation set under ``out``; returns the paths written."""
+    prompt_text = read_prompt_template(prompt_template) if prompt_template is not None else None
     train_pairs = read_orz_train(orz_train)
     written = [
         write_parquet(
-            build_rows(train_pairs, "open_reasoner_zero", "train", template, len(train_pairs)), out / "train.parquet"
+            build_rows(train_pairs, "open_reasoner_zero", "train", template, len(train_pairs), prompt_text),
+            out / "train.parquet",
         )
     ]
     for data_source, path in eval_paths.items():
@@ -216,7 +245,10 @@ def build(out: Path, orz_train: Path, eval_paths: Mapping[str, Path | None], tem
             continue
         pairs = EVAL_SETS[data_source](path)
         written.append(
-            write_parquet(build_rows(pairs, data_source, "test", template, len(pairs)), out / f"{data_source}.parquet")
+            write_parquet(
+                build_rows(pairs, data_source, "test", template, len(pairs), prompt_text),
+                out / f"{data_source}.parquet",
+            )
         )
     return written
 
@@ -230,10 +262,18 @@ def main(argv: list[str] | None = None) -> None:
     for name in EVAL_SETS:
         parser.add_argument(f"--{name}", type=Path, default=None, help=f"{name} evaluation set (optional)")
     parser.add_argument("--template", choices=("base", "instruct"), default="base", help="prompt style")
+    parser.add_argument(
+        "--prompt-template",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="use the text of FILE as the prompt, with {question} filled in (rendered verbatim)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    eval_paths = {name: getattr(args, name) for name in EVAL_SETS}
     try:
-        written = build(args.out, args.orz_train, {name: getattr(args, name) for name in EVAL_SETS}, args.template)
+        written = build(args.out, args.orz_train, eval_paths, args.template, args.prompt_template)
     except MathDataError as error:
         parser.exit(2, f"deltal.data.math: {error}\n")
     for path in written:

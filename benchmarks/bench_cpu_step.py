@@ -12,14 +12,16 @@ for a few steps with validation off, and prints, per variant, the median over th
   on a 2-core box every process's CPU time comes out of the same two cores, whichever phase it serves.
 
 The target of the CPU backend is a median ``wall`` of at most 3 s on 2 cores (docs/cpu-step-profile.md).
-Variants run round-robin (A B A B ...) so that load from other processes hits them alike; each variant is a
-label and hydra overrides appended to the quickstart's command line:
+Variants run round-robin in alternating order (A B, B A, ...), so that load from other processes hits them alike;
+each variant is a label and hydra overrides appended to the quickstart's command line:
 
     .venv/bin/python benchmarks/bench_cpu_step.py                                     # the quickstart as is
     .venv/bin/python benchmarks/bench_cpu_step.py --steps 8 --rounds 2 \\
         --variant "now:" --variant "poll2s:trainer.v1.sampler.custom_sampler.path=null"
 
-Load from other processes changes every figure: the script prints ``uptime`` before and after.
+Load from other processes changes every figure: the script prints ``uptime`` before and after. On a fresh
+checkout the first run also builds the assets and the warm start (about 2 minutes): run the script once before
+comparing start-up times.
 """
 
 from __future__ import annotations
@@ -199,7 +201,8 @@ def main() -> None:
     print(f"load before: {uptime()}", flush=True)
     runs: dict[str, list[dict]] = defaultdict(list)
     for round_index in range(args.rounds):
-        for label, overrides in variants:
+        # A B, then B A, ...: a run that follows another (its Ray shutdown, a load change) is not always the same one.
+        for label, overrides in variants if round_index % 2 == 0 else variants[::-1]:
             run = run_once(overrides, args.steps, args.skip, args.timeout_s)
             runs[label].append(run)
             walls = " ".join(f"{run['walls'][s]:.2f}" for s in sorted(run["walls"]))

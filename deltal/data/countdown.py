@@ -43,16 +43,17 @@ Prompts
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from deltal.data.input_files import load_json_list, load_jsonl, read_text
 from deltal.data.rl_format import chat_messages, raw_prompt_messages, rl_row, write_parquet
 from deltal.data.solver import is_solvable
 
@@ -195,33 +196,41 @@ def _source_error(path: Path, problem: str) -> ValueError:
     return ValueError(f"--source {path}: {problem}. Expected {SOURCE_FORMAT}.")
 
 
-def _read_source_rows(path: Path) -> list[dict]:
+def _read_source_rows(path: Path) -> list:
     if not path.is_file():
-        raise FileNotFoundError(f"--source {path} does not exist. Expected {SOURCE_FORMAT}.")
+        raise FileNotFoundError(f"--source {path} does not exist or is not a file. Expected {SOURCE_FORMAT}.")
     if path.suffix == ".parquet":
-        names = pq.read_schema(path).names
-        missing = [column for column in ("target", "nums") if column not in names]
-        if missing:
-            raise _source_error(path, f"columns {missing} are missing (found {names})")
-        return pq.read_table(path, columns=["target", "nums"]).to_pylist()
+        try:
+            names = pq.read_schema(path).names
+            missing = [column for column in ("target", "nums") if column not in names]
+            if missing:
+                raise _source_error(path, f"columns {missing} are missing (found {names})")
+            return pq.read_table(path, columns=["target", "nums"]).to_pylist()
+        except (pa.ArrowException, OSError) as error:
+            raise _source_error(path, f"it is not a readable parquet file ({error})") from None
     if path.suffix not in (".json", ".jsonl"):
         raise _source_error(path, f"unknown file type {path.suffix!r}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if text.lstrip().startswith("["):
-            return json.loads(text)
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise _source_error(path, f"invalid JSON ({error})") from None
+    text = read_text(path, SOURCE_FORMAT)
+    if text.lstrip().startswith("["):
+        return load_json_list(path, SOURCE_FORMAT)
+    return load_jsonl(path, SOURCE_FORMAT)
+
+
+def _is_int64(value: object) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
 
 
 def _source_instance(row: object, position: int, path: Path) -> Instance:
     if not isinstance(row, dict) or "target" not in row or "nums" not in row:
         raise _source_error(path, f"row {position} lacks 'target' or 'nums': {row!r:.200}")
     target, numbers = row["target"], row["nums"]
-    valid_numbers = isinstance(numbers, list) and numbers and all(type(n) is int for n in numbers)
-    if type(target) is not int or not valid_numbers:
-        raise _source_error(path, f"row {position} has target={target!r:.50}, nums={numbers!r:.100}")
+    valid_numbers = isinstance(numbers, list) and numbers and all(_is_int64(n) for n in numbers)
+    if not _is_int64(target) or not valid_numbers:
+        raise _source_error(
+            path,
+            f"row {position} has target={target!r:.50}, nums={numbers!r:.100}: both must be integers of at most 64 "
+            "bits and nums a non-empty list",
+        )
     return tuple(numbers), target
 
 

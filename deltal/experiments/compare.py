@@ -77,6 +77,8 @@ class CompareSettings:
     """Seed of the dataset, tokenizer, model init and warm start (shared by every run)."""
     warm_steps: int = 500
     """Supervised warm-start steps (batch 32)."""
+    warm_pool: int = 4000
+    """Distinct problems the warm start trains on."""
     extra_overrides: tuple[str, ...] = field(default_factory=tuple)
     """Hydra overrides appended to every run's command."""
 
@@ -117,7 +119,12 @@ def prepare(settings: CompareSettings, cache: Path) -> SharedAssets:
     warm = warm_start_trace(
         base,
         cache / "assets" / f"tiny-qwen2-trace-seed{seed}-warm{settings.warm_steps}",
-        TraceWarmStartSettings(steps=settings.warm_steps, seed=seed, max_response_length=settings.max_response_length),
+        TraceWarmStartSettings(
+            steps=settings.warm_steps,
+            seed=seed,
+            problem_pool=settings.warm_pool,
+            max_response_length=settings.max_response_length,
+        ),
         exclude=read_instances(data_dir / "test.parquet"),
     )
     return SharedAssets(train_file=data_dir / "train.parquet", val_file=val_file, model_dir=warm)
@@ -304,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "test_size",
         "data_seed",
         "warm_steps",
+        "warm_pool",
     ):
         default = getattr(defaults, name)
         parser.add_argument(
@@ -334,6 +342,7 @@ def settings_from(args: argparse.Namespace) -> CompareSettings:
         "train_size",
         "test_size",
         "warm_steps",
+        "warm_pool",
     )
     bad = [name for name in positive if getattr(args, name) < 1]
     if bad or args.lr <= 0:
@@ -354,6 +363,7 @@ def settings_from(args: argparse.Namespace) -> CompareSettings:
         test_size=args.test_size,
         data_seed=args.data_seed,
         warm_steps=args.warm_steps,
+        warm_pool=args.warm_pool,
         extra_overrides=tuple(args.overrides),
     )
 

@@ -87,13 +87,14 @@ def training_pool(
         if key in excluded or key in pool:
             stalled += 1
             continue
-        stalled = 0
         response = tokenizer.encode(countdown_trace.response_text(numbers, target), add_special_tokens=False)
         if len(response) >= max_response_length:
-            continue  # the model must see EOS within the budget
+            stalled += 1  # the model must see EOS within the budget; a small budget leaves few problems
+            continue
+        stalled = 0
         pool[key] = (prompt_ids(tokenizer, numbers, target), response + [tokenizer.eos_token_id])
     if not pool:
-        raise ValueError("Every trace problem is excluded; pass a smaller held-out set to exclude.")
+        raise ValueError("No trace problem fits: all are held out or longer than the budget; raise the budget.")
     return list(pool.values())
 
 
@@ -131,7 +132,7 @@ def train(model, tokenizer, settings: TraceWarmStartSettings, exclude: Sequence[
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
     pool = training_pool(tokenizer, settings.problem_pool, rng, exclude, settings.max_response_length)
-    buckets = length_buckets(pool, 4 * settings.batch_size)
+    buckets = length_buckets(pool, min(4 * settings.batch_size, len(pool)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / settings.warmup_steps))
     model.train()

@@ -188,8 +188,9 @@ class RunFailed(RuntimeError):
 
 
 def _shared(settings: dict) -> dict:
-    # The settings a finished run must share with the current call (the method and seed lists may grow).
-    return {key: value for key, value in settings.items() if key not in ("methods", "seeds")}
+    # The settings a finished run must share with the current call (the method and seed lists may grow), in their
+    # JSON form so tuples and lists compare equal.
+    return json.loads(json.dumps({key: value for key, value in settings.items() if key not in ("methods", "seeds")}))
 
 
 def run_one(settings: CompareSettings, assets: SharedAssets, method: str, seed: int, runs_dir: Path) -> bool:

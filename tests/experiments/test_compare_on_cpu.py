@@ -48,7 +48,7 @@ def test_two_methods_train_resume_and_report(tmp_path, capsys):
     assert {"critic/score/mean", "response_length/mean", "val-core/countdown_trace/acc/mean@1"} <= set(tidy["metric"])
     assert tidy.loc[tidy["metric"] == "critic/score/mean", "step"].max() == 2
     summary = (out / "summary.md").read_text().splitlines()
-    assert len(summary) == 2 + 2 and "ΔL Norm" in summary[2] and "DAPO Norm" in summary[3]
+    assert len(summary) == 2 + 2 and "DAPO Norm" in summary[2] and "ΔL Norm" in summary[3]  # paper order
     figures = out / "figures"
     for name in ("heldout_accuracy", "batch_reward", "response_length", "adv_weight_spread"):
         assert (figures / f"{name}.png").stat().st_size > 0

@@ -86,7 +86,7 @@ CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 grep -v '^\s*#' requirements.txt | sed 's/\[[^]]*\]//' >"$CONSTRAINTS"
 "$TRAIN_PY" -m pip install -q -e ".[test]" -c "$CONSTRAINTS"
-"$TRAIN_PY" -c "import deltal.plugin, verl, vllm; print(f'setup.sh: verl {verl.__version__}, vllm {vllm.__version__} in $ENV_NAME')"
+"$TRAIN_PY" -c "import deltal.verl_adapter.plugin, verl, vllm; print(f'setup.sh: verl {verl.__version__}, vllm {vllm.__version__} in $ENV_NAME')"
 
 if [[ "$SERVER_ENV" == 1 ]]; then
   SERVER_PY="$(make_env "$SERVER_ENV_NAME")"

@@ -46,10 +46,8 @@ def estimator_config(alpha: float, max_response_length: int) -> DictConfig:
     return OmegaConf.create(
         {
             "norm_adv_by_std_in_grpo": True,
-            "use_grpopp": True,
-            "grpopp_config": {"alpha": alpha},
             "filter_overlong_response": {"enable": False},
-            "deltal": {"max_response_length": max_response_length},
+            "deltal": {"method": "delta_l", "alpha": alpha, "max_response_length": max_response_length},
         }
     )
 

@@ -1,6 +1,6 @@
 """deltal: ΔL Normalization (VL Norm) for RL with verifiable rewards, as a plugin for verl.
 
-Importing this package is cheap on purpose: verl loads ``deltal.plugin`` in every process that
+Importing this package is cheap on purpose: verl loads ``deltal.verl_adapter.plugin`` in every process that
 imports verl, so nothing here may import torch-heavy or trainer modules at import time.
 """
 

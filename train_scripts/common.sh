@@ -67,7 +67,7 @@ EXPERIMENT_NAME=${EXPERIMENT_NAME:-${TASK}__${RUN_METHOD}__${RUN_MODEL}__seed${S
 CKPT_DIR=${CKPT_DIR:-$DELTAL_REPO/checkpoints}
 SAVE_FREQ=${SAVE_FREQ:-100}
 MAX_CKPT_TO_KEEP=${MAX_CKPT_TO_KEEP:-2}
-# verl's file logger (metrics as JSON lines) and W&B offline runs write here; deltal.run_logging forwards it to Ray.
+# verl's file logger (metrics as JSON lines) and W&B offline runs write here; deltal.train.run_logging forwards it to Ray.
 LOG_DIR=${LOG_DIR:-$DELTAL_REPO/outputs/logs}
 export VERL_FILE_LOGGER_ROOT=${VERL_FILE_LOGGER_ROOT:-$LOG_DIR}
 export WANDB_DIR=${WANDB_DIR:-$LOG_DIR}

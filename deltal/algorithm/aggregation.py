@@ -18,6 +18,7 @@ import torch
 
 from deltal.algorithm.validation import check_alpha, check_lengths_vector, check_max_response_length
 
+# Coefficient formulas, not methods: Dr. GRPO shares dr_grpo_norm's. Methods are deltal/verl_adapter/methods.py.
 AGGREGATORS: tuple[str, ...] = ("grpo_norm", "dapo_norm", "dr_grpo_norm", "delta_l")
 
 

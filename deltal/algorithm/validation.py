@@ -6,17 +6,16 @@ import torch
 
 
 def check_alpha(alpha: float) -> float:
-    """Return α as a float, or raise ValueError if it is not a finite number >= 0."""
+    """Return α as a float, or raise ValueError if it is not a finite number >= 0 (booleans are not numbers)."""
+    if isinstance(alpha, bool):
+        raise ValueError(f"alpha must be a finite number >= 0 such as 0.75 or 1.0, got the boolean {alpha!r}")
     try:
         value = float(alpha)
     except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"alpha must be a number >= 0 (e.g. algorithm.grpopp_config.alpha=1.0), got {alpha!r}"
-        ) from err
+        raise ValueError(f"alpha must be a finite number >= 0 such as 0.75 or 1.0, got {alpha!r}") from err
     if not math.isfinite(value) or value < 0:
         raise ValueError(
-            f"alpha must be finite and >= 0 (1.0 = minimum variance, 0.0 = Dr. GRPO Norm), got {alpha!r}; "
-            "set algorithm.grpopp_config.alpha to a value such as 0.5, 0.75 or 1.0"
+            f"alpha must be a finite number >= 0 (1.0 = minimum variance, 0.0 = Dr. GRPO Norm), got {alpha!r}"
         )
     return value
 

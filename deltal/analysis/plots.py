@@ -96,3 +96,33 @@ def plot_curves(
                 )
             )
     return written
+
+
+def plot_reward_and_length(
+    reward: list[tuple[int, float]],
+    length: list[tuple[int, float]],
+    validation: list[tuple[int, float]],
+    path: Path,
+    title: str,
+    smooth: int = 5,
+) -> Path:
+    """Two panels for one run: reward (raw, ``smooth``-step moving average, validation accuracy) and mean length."""
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    reward_axes, length_axes = figure.subplots(1, 2)
+    steps, rewards = zip(*sorted(reward), strict=True)
+    reward_axes.plot(steps, rewards, color="0.75", label="batch reward")
+    averaged = pd.Series(rewards).rolling(smooth, min_periods=1).mean()
+    reward_axes.plot(steps, averaged, color="C0", label=f"{smooth}-step average")
+    if validation:
+        val_steps, val_acc = zip(*sorted(validation), strict=True)
+        reward_axes.plot(val_steps, val_acc, "o--", color="C3", label="validation accuracy")
+    reward_axes.set(xlabel="training step", ylabel="reward", title="reward")
+    reward_axes.legend(loc="lower right", fontsize=8)
+    if length:
+        length_steps, lengths = zip(*sorted(length), strict=True)
+        length_axes.plot(length_steps, lengths, color="C2")
+    length_axes.set(xlabel="training step", ylabel="tokens", title="mean response length")
+    figure.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

@@ -21,15 +21,10 @@ from deltal.analysis.metrics import (
     task_scores,
     validation_scores,
 )
+from deltal.verl_adapter.methods import METHODS
 
-# Paper names of the methods (section 4.1), in the paper's row order.
-METHOD_LABELS: dict[str, str] = {
-    "grpo_norm": "GRPO Norm",
-    "dapo_norm": "DAPO Norm",
-    "dr_grpo_norm": "Dr. GRPO Norm",
-    "dr_grpo": "Dr. GRPO",
-    "delta_l": "ΔL Norm",
-}
+# Paper names of the methods (section 4.1), in the paper's row order, from the method registry.
+METHOD_LABELS: dict[str, str] = {name: spec.label for name, spec in METHODS.items()}
 DATASET_LABELS: dict[str, str] = {"minerva": "Minerva", "aime2024": "AIME2024", "math500": "MATH500", "amc": "AMC"}
 TABLE_KINDS = ("countdown", "math", "monotonicity")
 

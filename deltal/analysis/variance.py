@@ -1,27 +1,30 @@
 """Gradient-variance lab command line: synthetic Monte Carlo of the aggregators, or real per-response gradients.
 
     python -m deltal.analysis.variance synthetic --lengths longtail --alphas 1,0.75,0.5 --out DIR
-    python -m deltal.analysis.variance model [--model PATH] [--device cuda] --num-responses 128 --out DIR
+    python -m deltal.analysis.variance model --model PATH [--device cuda] --num-responses 128 --out DIR
 
 ``synthetic`` writes DIR/synthetic.csv (one row per aggregator: empirical vs closed-form expectation scale,
 variance and CV) and DIR/synthetic.png (see `deltal.analysis.variance_synthetic` for the definitions).
 ``model`` writes DIR/responses.csv (length and ||g_i − ḡ||² per response), DIR/aggregators.csv (CV per
 aggregator), DIR/summary.json (fit slope, intercept, R², CVs) and DIR/variance_vs_length.png (paper Figure 2); see
-`deltal.analysis.variance_model`. Without --model it uses the CPU quickstart's tiny model, built offline.
+`deltal.analysis.variance_model`. ``python -m deltal.cpu.assets`` builds
+the CPU quickstart's tiny model offline and prints its directory, for --model.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import json
 import logging
 import sys
+import textwrap
 from dataclasses import fields
 from pathlib import Path
 
 from deltal.analysis.variance_model import LinearFit, ModelLabConfig, plot_variance_vs_length, run_model_lab
 from deltal.analysis.variance_synthetic import SyntheticConfig, plot_synthetic, run_synthetic
-from deltal.cpu.assets import default_assets_dir
 
 
 def parse_alphas(text: str) -> tuple[float, ...]:
@@ -37,25 +40,42 @@ def parse_alphas(text: str) -> tuple[float, ...]:
     return values
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, config_type, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per dataclass field, with the field's default and docstring-derived help."""
+def field_docs(config_type: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass (Python keeps none of them at run time)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(config_type)))
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        is_doc = (
+            isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)
+        )
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, config_type: type, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per dataclass field, its help the field's docstring plus its default."""
     defaults = config_type()
+    docs = field_docs(config_type)
     for field in fields(config_type):
         if field.name in skip:
             continue
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
+        doc = docs.get(field.name, "")
         if field.name == "alphas":
-            parser.add_argument(flag, type=parse_alphas, default=default, help="ΔL exponents, e.g. 1,0.75,0.5")
+            shown = ",".join(f"{alpha:g}" for alpha in default)
+            parser.add_argument(flag, type=parse_alphas, default=default, help=f"{doc} (default {shown})")
         elif isinstance(default, bool):
-            parser.add_argument(flag, action="store_true")
+            parser.add_argument(flag, action="store_true", help=doc)
         elif default is None:  # optional fields are annotated "int | None" or "str | None"
             kind = int if str(field.type).startswith("int") else str
-            parser.add_argument(flag, type=kind, default=None, help="(default: see module docstring)")
+            parser.add_argument(flag, type=kind, default=None, help=doc)
         elif isinstance(default, str):
-            parser.add_argument(flag, default=default, help=f"(default {default})")
+            parser.add_argument(flag, default=default, help=f"{doc} (default {default})")
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"(default {default})")
+            parser.add_argument(flag, type=type(default), default=default, help=f"{doc} (default {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--out", type=Path, required=True, help="directory for synthetic.csv and synthetic.png")
     model = modes.add_parser("model", help="per-response gradients of a real model vs length")
     _add_dataclass_flags(model, ModelLabConfig)
-    model.add_argument("--assets-dir", type=Path, default=default_assets_dir(0), help="where the tiny model is built")
     model.add_argument("--out", type=Path, required=True, help="directory for the CSVs, JSON and PNG")
     return parser
 
@@ -88,7 +107,7 @@ def run_synthetic_mode(args: argparse.Namespace) -> None:
 
 def run_model_mode(args: argparse.Namespace) -> None:
     config = _config(ModelLabConfig, args)
-    per_response, moments, summary = run_model_lab(config, args.assets_dir)
+    per_response, moments, summary = run_model_lab(config)
     args.out.mkdir(parents=True, exist_ok=True)
     per_response.to_csv(args.out / "responses.csv", index=False)
     moments.to_csv(args.out / "aggregators.csv", index=False)

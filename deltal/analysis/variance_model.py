@@ -19,6 +19,11 @@ Library module; command line: ``python -m deltal.analysis.variance model --out D
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 import json
 import logging
 import math
@@ -45,7 +50,7 @@ class ModelLabConfig:
     """Settings of one model run; every field is a command-line flag of the same name."""
 
     model: str | None = None
-    """Local HF model directory; default: the CPU quickstart's tiny model (built offline if missing)."""
+    """Local HF model directory (required; `python -m deltal.cpu.assets` builds the quickstart's tiny one)."""
     prompt: str = DEFAULT_PROMPT
     """User message; wrapped in the tokenizer's chat template when it has one (see raw_prompt)."""
     raw_prompt: bool = False
@@ -55,6 +60,7 @@ class ModelLabConfig:
     max_new_tokens: int | None = None
     """Generation limit M; default min(3072, the model's context minus the prompt)."""
     temperature: float = 1.0
+    """Sampling temperature (1 = the policy itself, as in RL rollouts)."""
     params: str | None = None
     """Regex over parameter names; default the last layer's q/k/v projection weights."""
     data_source: str | None = None
@@ -66,10 +72,13 @@ class ModelLabConfig:
     resamples: int = 2000
     """Groups drawn (with replacement) to estimate each aggregator's variance."""
     alphas: tuple[float, ...] = (1.0, 0.75, 0.5)
+    """ΔL exponents whose CV is reported."""
     gen_batch_size: int = 32
     """Responses generated per generate() call."""
     device: str = "cpu"
+    """torch device for the model (cpu, cuda)."""
     seed: int = 0
+    """Seed of sampling and resampling."""
 
 
 @dataclass
@@ -295,15 +304,17 @@ def aggregator_moments(
     return pd.DataFrame(rows)
 
 
-def load_model_and_tokenizer(config: ModelLabConfig, assets_dir: Path):
-    """Load the model (fp32 on CPU, the checkpoint's dtype elsewhere) and tokenizer; build the tiny one if needed."""
+def load_model_and_tokenizer(config: ModelLabConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """Load the model (fp32 on CPU, the checkpoint's dtype elsewhere), its tokenizer, and return its path too."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = config.model
     if path is None:
-        from deltal.cpu.assets import build_tiny_assets
-
-        path = str(build_tiny_assets(assets_dir))
+        # Analysis never builds models (that is the CPU backend's job): the caller names one.
+        raise ValueError(
+            "--model is required: a local Hugging Face model directory. For the CPU quickstart's tiny model, run "
+            "`python -m deltal.cpu.assets` (it builds the model offline and prints its directory) and pass that."
+        )
     if not Path(path).is_dir():
         raise FileNotFoundError(f"--model {path} is not a local directory; download the model first (no hub access)")
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -328,13 +339,13 @@ def plot_variance_vs_length(per_response: pd.DataFrame, fit: LinearFit, title: s
     figure.savefig(path, dpi=120)
 
 
-def run_model_lab(config: ModelLabConfig, assets_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def run_model_lab(config: ModelLabConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Sample, differentiate and summarise. Returns (per-response rows, per-aggregator rows, summary dict)."""
     if config.num_responses < 3:
         raise ValueError("--num-responses must be >= 3 to fit a line")
     if config.group_size < 1 or config.resamples < 2 or config.temperature <= 0:
         raise ValueError("--group-size must be >= 1, --resamples >= 2 and --temperature > 0")
-    model, tokenizer, path = load_model_and_tokenizer(config, assets_dir)
+    model, tokenizer, path = load_model_and_tokenizer(config)
     pattern = config.params or default_param_pattern(model)
     parameters = select_parameters(model, pattern)
     responses = sample_responses(model, tokenizer, config)

@@ -27,7 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from deltal.algorithm import aggregation_coefficients, closed_form_moments
+from deltal.algorithm import AGGREGATORS, aggregation_coefficients, closed_form_moments
 from deltal.analysis.variance_lengths import check_distribution, sample_lengths
 
 SYNTHETIC_COLUMNS: tuple[str, ...] = (
@@ -39,7 +39,8 @@ SYNTHETIC_COLUMNS: tuple[str, ...] = (
     "cv",
     "cv_closed_form",
 )
-BASELINE_AGGREGATORS = ("grpo_norm", "dapo_norm", "dr_grpo_norm")
+# Every coefficient formula but ΔL, which gets one row per α.
+BASELINE_AGGREGATORS = tuple(name for name in AGGREGATORS if name != "delta_l")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class SyntheticConfig:
     max_response_length: int = 3072
     """M, the generation limit (Dr. GRPO's and ΔL's constant)."""
     seed: int = 0
+    """Seed of the length and gradient draws."""
 
 
 def aggregator_names(alphas: tuple[float, ...]) -> list[tuple[str, str, float]]:

@@ -8,7 +8,7 @@
   byte-level BPE (so ``"\\n"`` is exactly one token, checked by ``verl.utils.tokenizer.continuous_token``),
   the specials ``<|endoftext|>`` (pad), ``<|im_start|>``, ``<|im_end|>`` (EOS) and a ChatML chat template;
 * the model is a freshly initialised Qwen2 (hidden 128, 2 layers, 4 heads / 2 KV heads, MLP 512, tied
-  embeddings, fp32; about 0.5 M parameters), sized by ``/work/shared/research/cpu-quickstart-spike.md``.
+  embeddings, fp32; about 0.5 M parameters), sized by ``docs/cpu-quickstart-sizing.md`` §1.
 
 Everything is a pure function of the arguments: the same seed gives the same token ids and the same weights.
 A ``deltal_assets.json`` manifest records the build spec; a second call with the same spec reuses the directory.
@@ -18,6 +18,11 @@ Command line (prints the directory):
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM, Qwen2Tokenizer
 
 import argparse
 import json
@@ -103,7 +108,7 @@ def countdown_corpus(seed: int, n_problems: int) -> list[str]:
     return texts
 
 
-def train_tokenizer(corpus: Iterable[str], vocab_size: int):
+def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> Qwen2Tokenizer:
     """Train a byte-level BPE with Qwen2's pre-tokenizer and wrap it as ``transformers.Qwen2Tokenizer``."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -145,7 +150,7 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
     return tokenizer
 
 
-def build_model(spec: TinyModelSpec, tokenizer, seed: int):
+def build_model(spec: TinyModelSpec, tokenizer: PreTrainedTokenizerBase, seed: int) -> Qwen2ForCausalLM:
     """Randomly initialise the tiny Qwen2 model (fp32) with ``torch.manual_seed(seed)``."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM

@@ -1,7 +1,7 @@
-"""Make verl 0.9.1 train on a CPU-only host: ``register_cpu_backend()``, called by ``deltal.plugin`` when
+"""Make verl 0.9.1 train on a CPU-only host: ``register_cpu_backend()``, called by ``deltal.verl_adapter.plugin`` when
 ``VERL_PLATFORM=cpu``.
 
-Stock verl 0.9.1 has no CPU device path (see ``/work/shared/research/verl-0.9.1-on-cpu.md`` §5). This function
+Stock verl 0.9.1 has no CPU device path (see ``docs/verl-0.9.1-on-cpu.md`` §3). This function
 fills each gap through verl's public seams, in every process that imports verl (driver, TaskRunner, workers):
 
 1. platform: ``PlatformCPU`` into ``verl.plugin.platform.PlatformRegistry`` as ``cpu`` (selected by

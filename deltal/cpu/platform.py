@@ -112,7 +112,7 @@ class CPUDeviceModule:
         torch.manual_seed(seed)
 
 
-def build_platform_class():
+def build_platform_class() -> type:
     """Define ``PlatformCPU`` on verl's ``PlatformBase`` (imported here so the module itself stays verl-free)."""
     from verl.plugin.platform import PlatformBase
 

@@ -3,7 +3,7 @@
 A freshly initialised model never emits ``<answer>EXPR</answer>`` and RL on a strict reward gets no signal. A
 short supervised stage on solver-made answers (``deltal.data.solver.solve``) teaches the format and some
 arithmetic: about 400 steps at batch 64, lr 1e-3, reach ~20% temperature-1 accuracy on held-out problems
-(``/work/shared/research/cpu-quickstart-spike.md`` §3), leaving room for RL to improve.
+(``docs/cpu-quickstart-sizing.md`` §3), leaving room for RL to improve.
 
 This is a plain PyTorch loop rather than verl's SFT trainer: it needs ~0.1 s per step on one core (~45 s in
 all), while verl's trainer would add its distributed start-up (torchrun, FSDP, the CPU shims) to a one-minute job
@@ -44,7 +44,7 @@ Instance = tuple[tuple[int, ...], int]  # (numbers in prompt order, target)
 
 @dataclass(frozen=True)
 class WarmStartSettings:
-    """Supervised stage settings (defaults: spike §3, ~20% T=1 accuracy)."""
+    """Supervised stage settings (defaults: docs/cpu-quickstart-sizing.md §3, ~20% T=1 accuracy)."""
 
     steps: int = 400
     batch_size: int = 64
@@ -175,7 +175,7 @@ def train_warm_start(model, tokenizer, settings: WarmStartSettings, exclude: Seq
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
     def lr_scale(step: int) -> float:
-        # Linear warm-up, then constant (the spike's schedule; decaying cost accuracy at 400 steps).
+        # Linear warm-up, then constant (docs/cpu-quickstart-sizing.md §3; decaying cost accuracy at 400 steps).
         return min(1.0, (step + 1) / settings.warmup_steps)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_scale)

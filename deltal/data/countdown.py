@@ -17,7 +17,7 @@ Instances
 - Ingested (``--source PATH``): a local copy of that dataset as parquet, a JSON list or JSONL, with rows holding
   ``target`` (int) and ``nums`` (list of int). The first ``--train-size`` rows become train and the next
   ``--test-size`` rows test (the TinyZero / paper split). Ingested rows are not re-solved.
-- Easy (``--variant easy``, CPU quickstart; research note cpu-quickstart-spike §2): 3 numbers uniform in 1..10,
+- Easy (``--variant easy``, CPU quickstart; docs/cpu-quickstart-sizing.md §2): 3 numbers uniform in 1..10,
   target = a random expression tree over them (random order, shape and operators), kept when it is an integer in
   1..100, so it is always reachable. Data source ``countdown_easy`` (scored by the strict reward), prompt
   ``Use 7 1 5 to make 35.`` as a single chat user turn.

@@ -9,6 +9,7 @@ task modules are imported on first use so that CountDown runs never import the m
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 # data_source -> "module:function". Every scorer takes verl's custom-reward signature
@@ -25,7 +26,7 @@ SCORERS: dict[str, str] = {
 }
 
 
-def resolve_scorer(data_source: str):
+def resolve_scorer(data_source: str) -> Callable[..., dict]:
     """Return the scoring function registered for ``data_source``, or raise naming the known ones."""
     target = SCORERS.get(data_source)
     if target is None:
@@ -45,7 +46,9 @@ def _tagged(result: dict, data_source: str) -> dict:
     return {**result, "data_source": data_source}
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs):
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs
+) -> dict:
     """verl custom reward function: score one response by its task's rule (a dict with ``score``, ``acc``, ...)."""
     scorer = resolve_scorer(data_source)
     return _tagged(scorer(data_source, solution_str, ground_truth, extra_info=extra_info, **kwargs), data_source)
@@ -53,7 +56,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
 async def compute_score_async(
     data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs
-):
+) -> dict:
     """Async twin for verl's reward loop, which awaits coroutine scorers concurrently.
 
     A task whose scorer has an ``<name>_async`` sibling (math: it coalesces concurrent calls into batched

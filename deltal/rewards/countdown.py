@@ -220,7 +220,7 @@ def compute_score_strict(
     """Like compute_score, but the whole stripped response must be exactly ``<answer>EXPR</answer>``.
 
     Trailing text or a truncated response scores 0 (reason ``not_exact_format``): with the lenient form, tiny
-    models under RL learn to stop emitting EOS (research note cpu-quickstart-spike §4c).
+    models under RL learn to stop emitting EOS (docs/cpu-quickstart-sizing.md §2).
     """
     expression = _strict_answer(_check_response(solution_str))
     result = _score(expression, ground_truth, format_score)

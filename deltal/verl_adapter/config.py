@@ -12,10 +12,11 @@ set by hand that contradicts the method stops the run with a :class:`ConfigError
 from __future__ import annotations
 
 import logging
-import math
+from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from deltal.algorithm.validation import check_alpha
 from deltal.verl_adapter.methods import METHOD_BY_LOSS_AGG_MODE, METHODS, MethodSpec
 
 logger = logging.getLogger(__name__)
@@ -29,14 +30,26 @@ class ConfigError(ValueError):
     """A deltal setting is missing or contradicts another; the message says what to change."""
 
 
-def _is_auto(value) -> bool:
+def _is_auto(value: Any) -> bool:
     return isinstance(value, str) and value == AUTO
+
+
+def strict_bool(value: Any, path: str) -> bool:
+    """``value`` if it is a real boolean; raise ConfigError otherwise.
+
+    Hydra hands ``off``, ``no`` or a quoted ``'false'`` over as strings, and ``bool("false")`` is True: a switch
+    read with ``bool()`` would turn on when the user meant off.
+    """
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{path} must be true or false, got {value!r}. Write {path}=true or {path}=false (unquoted).")
 
 
 def infer_method(cfg: DictConfig) -> str:
     """Name of the paper method the switches select; raise ConfigError if they conflict or select none."""
     algo = cfg.algorithm
-    use_grpopp, use_dr_grpo = bool(algo.use_grpopp), bool(algo.use_dr_grpo)
+    use_grpopp = strict_bool(algo.use_grpopp, "algorithm.use_grpopp")
+    use_dr_grpo = strict_bool(algo.use_dr_grpo, "algorithm.use_dr_grpo")
     if use_grpopp and use_dr_grpo:
         raise ConfigError(
             "algorithm.use_grpopp=true (ΔL) and algorithm.use_dr_grpo=true (Dr. GRPO) are both set; they are "
@@ -60,28 +73,57 @@ def infer_method(cfg: DictConfig) -> str:
     return METHOD_BY_LOSS_AGG_MODE[mode]
 
 
-def _max_response_length(cfg: DictConfig) -> int:
+def check_method_name(name: str) -> None:
+    """Raise ConfigError naming the methods unless ``name`` (the value of ``method=``) is one of them."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}. Use method=<name> with one of {sorted(METHODS)}.")
+
+
+def _checked_max_response_length(cfg: DictConfig) -> int:
+    """M = data.max_response_length; deltal's config leaves it null, so a run that does not set it stops here."""
+    fix = "Set e.g. data.max_response_length=3072 (the generation limit in tokens, and the constant M of the loss)."
     value = cfg.data.get("max_response_length")
-    if value is None or isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if value is None:
+        raise ConfigError(
+            "data.max_response_length is not set; deltal does not fall back to verl's default of 512. "
+            f"data.max_response_length must be a positive integer. {fix}"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(
             f"data.max_response_length must be a positive integer (it is the constant M of the loss), got {value!r}. "
-            "Set e.g. data.max_response_length=3072."
+            + fix
         )
     return value
 
 
-def _alpha(cfg: DictConfig) -> float:
+def _checked_alpha(cfg: DictConfig) -> float:
+    """α = algorithm.grpopp_config.alpha: a real number (not a boolean, not a quoted string), checked by the core."""
     value = cfg.algorithm.grpopp_config.get("alpha")
-    try:
-        alpha = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"algorithm.grpopp_config.alpha must be a number, got {value!r}.") from None
-    if not math.isfinite(alpha) or alpha < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(
-            f"algorithm.grpopp_config.alpha={value!r} is invalid: ΔL needs a finite α >= 0 "
-            "(1 = minimum variance, 0 = Dr. GRPO Norm; the paper uses 1 for CountDown, 0.75 for Math)."
+            f"algorithm.grpopp_config.alpha must be a number, got {value!r}. "
+            "Write e.g. algorithm.grpopp_config.alpha=1.0 (unquoted)."
         )
-    return alpha
+    try:
+        return check_alpha(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"algorithm.grpopp_config.alpha={value!r} is invalid: ΔL needs a finite α >= 0 ({exc}). The paper uses 1 "
+            "for CountDown and 0.75 for Math."
+        ) from None
+
+
+def derived_deltal_settings(cfg: DictConfig, method: str) -> dict[str, Any]:
+    """The ``algorithm.deltal.*`` keys that deltal's estimators read, derived from the user's settings.
+
+    This is the only reader of ``algorithm.grpopp_config.*``: a new ΔL option is read and checked here and
+    written as one more ``algorithm.deltal`` key (declare it under ``deltal:`` in ``deltal_trainer.yaml``).
+    """
+    return {
+        "method": method,
+        "alpha": _checked_alpha(cfg) if METHODS[method].reweights else None,
+        "max_response_length": _checked_max_response_length(cfg),
+    }
 
 
 def _derive(cfg_node: DictConfig, key: str, wanted, method: str, path: str, fix: str) -> None:
@@ -97,17 +139,16 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
     """Fill in deltal's derived settings in place, validate them, and return ``cfg``."""
     method = infer_method(cfg)
     spec: MethodSpec = METHODS[method]
-    max_len = _max_response_length(cfg)
+    derived = derived_deltal_settings(cfg, method)
     algo, actor = cfg.algorithm, cfg.actor_rollout_ref.actor
-    alpha = _alpha(cfg) if method == "delta_l" else None
     drop = "Remove the override (deltal derives it from the method) or choose another method."
 
     with open_dict(cfg):
         _derive(algo, "adv_estimator", spec.estimator, method, "algorithm.adv_estimator", drop)
         _derive(actor, "loss_agg_mode", spec.loss_agg_mode, method, "actor_rollout_ref.actor.loss_agg_mode", drop)
-        scale = max_len if spec.constant_denominator else None
+        scale = derived["max_response_length"] if spec.constant_denominator else None
         _derive(actor, "loss_scale_factor", scale, method, "actor_rollout_ref.actor.loss_scale_factor", drop)
-        if method == "dr_grpo":
+        if not spec.norm_adv_by_std:
             _derive(algo, "norm_adv_by_std_in_grpo", False, method, "algorithm.norm_adv_by_std_in_grpo", drop)
         elif _is_auto(algo.norm_adv_by_std_in_grpo):
             algo.norm_adv_by_std_in_grpo = spec.norm_adv_by_std
@@ -115,8 +156,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
             raise ConfigError(
                 f"algorithm.norm_adv_by_std_in_grpo must be true, false or auto, got {algo.norm_adv_by_std_in_grpo!r}."
             )
-        if not isinstance(algo.filter_overlong_response.enable, bool):
-            raise ConfigError("algorithm.filter_overlong_response.enable must be true or false.")
+        strict_bool(algo.filter_overlong_response.enable, "algorithm.filter_overlong_response.enable")
 
         if cfg.trainer.v1.trainer_mode == "sync":
             cfg.trainer.v1.trainer_mode = DELTAL_SYNC_TRAINER
@@ -125,7 +165,18 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 "trainer.v1.trainer_mode=%s: deltal's per-step metrics (deltal/*) are only logged by the sync trainer.",
                 cfg.trainer.v1.trainer_mode,
             )
-        algo.deltal.method = method
-        algo.deltal.alpha = alpha
-        algo.deltal.max_response_length = max_len
+        for key, value in derived.items():
+            algo.deltal[key] = value
     return cfg
+
+
+def launch_summary(cfg: DictConfig) -> str:
+    """One line with what a resolved config will train: method, α, M and the verl settings derived from them."""
+    derived, actor = cfg.algorithm.deltal, cfg.actor_rollout_ref.actor
+    alpha = "-" if derived.alpha is None else f"{derived.alpha:g}"
+    return (
+        f"deltal: method={derived.method} ({METHODS[derived.method].label}) alpha={alpha} "
+        f"M={derived.max_response_length} adv_estimator={cfg.algorithm.adv_estimator} "
+        f"loss_agg_mode={actor.loss_agg_mode} loss_scale_factor={actor.loss_scale_factor} "
+        f"norm_adv_by_std={cfg.algorithm.norm_adv_by_std_in_grpo}"
+    )

@@ -11,14 +11,15 @@ each response's token-summed gradient gets the weight x_i = (1/M)·L_i^-α / Σ_
 - ``deltal_grpo``: the same GRPO advantage without reweighting; the baselines (GRPO/DAPO/Dr. GRPO Norm,
   Dr. GRPO) use it so that overlong filtering and the length metrics work for every method alike.
 
-verl does not pass ``norm_adv_by_std_in_grpo`` to custom estimators, so it is read from ``config``.
+verl does not pass ``norm_adv_by_std_in_grpo`` to custom estimators, so it is read from ``config``. α and M are
+read only from ``algorithm.deltal.*``, which :func:`deltal.verl_adapter.config.resolve_config` derives and checks
+once; the user's ``grpopp_config`` is never read here.
 Per-step statistics (weights, lengths, truncation) are kept for :func:`pop_step_metrics`, which deltal's
 trainer calls; the tensors are stored as they are, so the estimator itself never syncs with the host.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 from verl.trainer.ppo.core_algos import compute_grpo_vectorized_outcome_advantage
 
 from deltal.algorithm import delta_l_advantage_weights, filter_overlong, response_lengths
+from deltal.verl_adapter.config import ConfigError
 
 # Last step's tensors, read (and cleared) by the trainer in the same process: {"lengths", "weights", ...}.
 _pending_step_stats: dict[str, Any] = {}
@@ -41,30 +43,27 @@ def _setting(config: Any, dotted: str, default: Any = None) -> Any:
     return default if node is None else node
 
 
-def _max_response_length(config: Any, required: bool) -> int | None:
-    value = _setting(config, "deltal.max_response_length")
-    if value is None and required:
-        raise ValueError(
-            "algorithm.deltal.max_response_length is not set, but overlong filtering needs it. Launch through "
-            "`python -m deltal.train` (which sets it from data.max_response_length) or add "
-            "'+algorithm.deltal.max_response_length=${data.max_response_length}'."
+def _derived(config: Any, key: str) -> Any:
+    """``algorithm.deltal.<key>``, written by deltal's config resolver; raise ConfigError naming the fix if absent."""
+    value = _setting(config, f"deltal.{key}")
+    if value is None:
+        raise ConfigError(
+            f"algorithm.deltal.{key} is not set: deltal's estimators read the settings that `python -m deltal.train` "
+            "derives from the method (algorithm.deltal.*). Launch through `python -m deltal.train` (or `deltal train`)."
         )
-    return None if value is None else int(value)
+    return value
 
 
 def _deltal_advantage(
-    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: np.ndarray, config: Any, alpha: float | None
+    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: np.ndarray, config: Any, reweight: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if config is None:
         raise ValueError("deltal estimators need verl's `algorithm` config; verl passes it as `config`.")
+    # Both switches were checked (real booleans) by the resolver along with the algorithm.deltal keys.
     norm_by_std = _setting(config, "norm_adv_by_std_in_grpo", True)
-    if not isinstance(norm_by_std, bool):
-        raise ValueError(
-            f"algorithm.norm_adv_by_std_in_grpo must be true or false, got {norm_by_std!r}. "
-            "Launch through `python -m deltal.train`, which derives it from the method."
-        )
-    filter_enabled = bool(_setting(config, "filter_overlong_response.enable", False))
-    max_len = _max_response_length(config, required=filter_enabled)
+    filter_enabled = _setting(config, "filter_overlong_response.enable", False)
+    max_len = int(_derived(config, "max_response_length"))
+    alpha = float(_derived(config, "alpha")) if reweight else None
 
     lengths = response_lengths(response_mask)  # (bs,)
     # One advantage per response first ((bs, 1) "mask" of ones), so filtering and weighting touch bs numbers and
@@ -96,14 +95,8 @@ def compute_delta_l_advantage(
     config: Any = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """verl estimator ``delta_l``: GRPO advantage reweighted by w_i = L_i^-α / mean_j L_j^-α (α from config)."""
-    alpha = _setting(config, "grpopp_config.alpha")
-    if alpha is None:
-        raise ValueError("algorithm.grpopp_config.alpha is missing; set it, e.g. algorithm.grpopp_config.alpha=1.0")
-    alpha = float(alpha)
-    if not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"algorithm.grpopp_config.alpha must be a finite number >= 0, got {alpha}.")
-    return _deltal_advantage(token_level_rewards, response_mask, index, config, alpha)
+    """verl estimator ``delta_l``: GRPO advantage reweighted by w_i = L_i^-α / mean_j L_j^-α (α: algorithm.deltal)."""
+    return _deltal_advantage(token_level_rewards, response_mask, index, config, reweight=True)
 
 
 def compute_deltal_grpo_advantage(
@@ -114,7 +107,7 @@ def compute_deltal_grpo_advantage(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """verl estimator ``deltal_grpo``: GRPO advantage with deltal's overlong filtering and length metrics."""
-    return _deltal_advantage(token_level_rewards, response_mask, index, config, alpha=None)
+    return _deltal_advantage(token_level_rewards, response_mask, index, config, reweight=False)
 
 
 def _quantiles(values: torch.Tensor, prefix: str) -> dict[str, float]:

@@ -1,7 +1,8 @@
-"""The paper's loss-aggregation methods, each as the verl settings it stands for.
+"""The method registry: every loss-aggregation method deltal trains, with the verl settings it stands for.
 
-One table, read by the config resolver, the README and the tests. Every method uses the same GRPO group
-advantage (std-normalised) except Dr. GRPO, which drops the std, as in Liu et al. (2025).
+This is the one list of method names. The config resolver, the ``method=`` presets, ``deltal.analysis``'s labels,
+the quickstart script and the tests all read it (a test checks the presets and the script against it). Every
+method uses the same GRPO group advantage (std-normalised) except Dr. GRPO, which drops the std.
 
 | method         | per-response weight on g_i       | verl loss_agg_mode        | loss_scale_factor | adv std |
 |----------------|----------------------------------|---------------------------|-------------------|---------|
@@ -13,53 +14,117 @@ advantage (std-normalised) except Dr. GRPO, which drops the std, as in Liu et al
 
 M is ``data.max_response_length``, a constant: verl's default divisor for the ``-norm`` mode is the longest
 response of each micro-batch, which would make the loss depend on how the batch is split.
+
+Pure data (no verl import), so analysis and scripts can read it without loading verl.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deltal.algorithm import AGGREGATORS
 
-@dataclass(frozen=True)
+DELTA_L_PAPER = "ΔL Normalization: Rethink Loss Aggregation in RLVR (arXiv 2509.07558)"
+
+
+@dataclass(frozen=True, kw_only=True)
 class MethodSpec:
-    """The verl settings one paper method stands for."""
+    """One method: its names, where it comes from, when to use it, and the verl settings it stands for."""
 
+    name: str
+    """The ``method=`` preset name (also the file ``deltal/config/method/<name>.yaml``)."""
+    label: str
+    """Name used in the paper's tables and in plots."""
+    paper: str
+    """Where the method is defined."""
+    use_when: str
+    """When to choose it."""
+    avoid_when: str
+    """When not to choose it."""
+    aggregator: str
+    """Its coefficient formula x_i in ``deltal.algorithm.aggregation`` (one of ``AGGREGATORS``)."""
     estimator: str
+    """verl advantage estimator deltal registers for it."""
     loss_agg_mode: str
-    constant_denominator: bool  # loss_scale_factor = max response length
+    """verl's ``actor.loss_agg_mode``."""
+    constant_denominator: bool
+    """``actor.loss_scale_factor`` = M (max response length) instead of verl's per-micro-batch divisor."""
     norm_adv_by_std: bool
-    summary: str
+    """Group advantages are divided by the group's reward std."""
+    reweights: bool = False
+    """The estimator multiplies advantages by the ΔL weights L_i^-α / mean_j L_j^-α (reads α)."""
 
 
-METHODS: dict[str, MethodSpec] = {
-    "grpo_norm": MethodSpec(
-        "deltal_grpo",
-        "seq-mean-token-mean",
-        False,
-        True,
-        "GRPO Norm: mean over each response's tokens, then over responses",
+def _registry(*specs: MethodSpec) -> dict[str, MethodSpec]:
+    for spec in specs:
+        if spec.aggregator not in AGGREGATORS:
+            raise ValueError(f"method {spec.name}: unknown aggregator {spec.aggregator!r}; use one of {AGGREGATORS}")
+    return {spec.name: spec for spec in specs}
+
+
+METHODS: dict[str, MethodSpec] = _registry(
+    MethodSpec(
+        name="grpo_norm",
+        label="GRPO Norm",
+        paper="Shao et al. (2024), DeepSeekMath (GRPO)",
+        use_when="reproducing GRPO's own aggregation as a baseline",
+        avoid_when="lengths vary a lot: dividing by each response's length biases the gradient toward short answers",
+        aggregator="grpo_norm",
+        estimator="deltal_grpo",
+        loss_agg_mode="seq-mean-token-mean",
+        constant_denominator=False,
+        norm_adv_by_std=True,
     ),
-    "dapo_norm": MethodSpec(
-        "deltal_grpo", "token-mean", False, True, "DAPO Norm: sum over all tokens divided by the total token count"
+    MethodSpec(
+        name="dapo_norm",
+        label="DAPO Norm",
+        paper="Yu et al. (2025), DAPO",
+        use_when="reproducing DAPO, or when a per-token average over the batch is wanted",
+        avoid_when="an unbiased estimate is needed: the divisor depends on the batch's total length",
+        aggregator="dapo_norm",
+        estimator="deltal_grpo",
+        loss_agg_mode="token-mean",
+        constant_denominator=False,
+        norm_adv_by_std=True,
     ),
-    "dr_grpo_norm": MethodSpec(
-        "deltal_grpo", "seq-mean-token-sum-norm", True, True, "Dr. GRPO Norm: token sums divided by a constant M"
+    MethodSpec(
+        name="dr_grpo_norm",
+        label="Dr. GRPO Norm",
+        paper="Liu et al. (2025), Understanding R1-Zero-Like Training (Dr. GRPO)",
+        use_when="an unbiased baseline with std-normalised advantages (ΔL with α = 0)",
+        avoid_when="lengths vary a lot: long responses dominate the gradient's variance",
+        aggregator="dr_grpo_norm",
+        estimator="deltal_grpo",
+        loss_agg_mode="seq-mean-token-sum-norm",
+        constant_denominator=True,
+        norm_adv_by_std=True,
     ),
-    "dr_grpo": MethodSpec(
-        "deltal_grpo",
-        "seq-mean-token-sum-norm",
-        True,
-        False,
-        "Dr. GRPO: Dr. GRPO Norm with advantages not divided by the group std",
+    MethodSpec(
+        name="dr_grpo",
+        label="Dr. GRPO",
+        paper="Liu et al. (2025), Understanding R1-Zero-Like Training (Dr. GRPO)",
+        use_when="reproducing Dr. GRPO as published: constant denominator and no std division",
+        avoid_when="groups with tiny reward spread need the std scaling to learn at all",
+        aggregator="dr_grpo_norm",
+        estimator="deltal_grpo",
+        loss_agg_mode="seq-mean-token-sum-norm",
+        constant_denominator=True,
+        norm_adv_by_std=False,
     ),
-    "delta_l": MethodSpec(
-        "delta_l",
-        "seq-mean-token-sum-norm",
-        True,
-        True,
-        "ΔL Normalization: GRPO advantage × L_i^-α/mean_j L_j^-α, token sums divided by M",
+    MethodSpec(
+        name="delta_l",
+        label="ΔL Norm",
+        paper=DELTA_L_PAPER,
+        use_when="the default: unbiased and minimum variance at α = 1 (paper: α = 1 for CountDown, 0.75 for Math)",
+        avoid_when="you need to match a baseline's aggregation exactly",
+        aggregator="delta_l",
+        estimator="delta_l",
+        loss_agg_mode="seq-mean-token-sum-norm",
+        constant_denominator=True,
+        norm_adv_by_std=True,
+        reweights=True,
     ),
-}
+)
 
 # verl's loss_agg_mode -> the paper method it means when neither switch (use_grpopp, use_dr_grpo) is on.
 METHOD_BY_LOSS_AGG_MODE: dict[str, str] = {

@@ -1,6 +1,6 @@
 """Registration of deltal's advantage estimators in verl's registry, and the launch-time check.
 
-verl loads ``deltal.plugin`` (which calls :func:`register_estimators`) in every process that imports
+verl loads ``deltal.verl_adapter.plugin`` (which calls :func:`register_estimators`) in every process that imports
 verl. It hides plugin import errors behind a DEBUG log, so launch paths call :func:`assert_registered`,
 which turns a silent failure into an error that says what to do.
 """
@@ -48,10 +48,10 @@ def register_estimators() -> None:
 def _plugin_import_error() -> str:
     """Import the plugin directly to recover the exception that verl logged only at DEBUG."""
     try:
-        importlib.import_module("deltal.plugin")
+        importlib.import_module("deltal.verl_adapter.plugin")
     except Exception as exc:  # noqa: BLE001 - reported to the user verbatim, not swallowed
         return f"{type(exc).__name__}: {exc}"
-    return "none (importing deltal.plugin directly works; verl may have skipped it)"
+    return "none (importing deltal.verl_adapter.plugin directly works; verl may have skipped it)"
 
 
 def assert_registered() -> None:
@@ -70,5 +70,6 @@ def assert_registered() -> None:
             f"verl did not register deltal's advantage estimators {missing}. verl loads plugins from the "
             "'verl.plugins' entry point and hides their import errors. Fix: install deltal into this environment "
             "(`pip install -e .` from the deltal checkout), and leave VERL_USE_EXTERNAL_PLUGINS unset, 'auto', or a "
-            f"list that includes 'deltal'. Import error seen when loading deltal.plugin: {_plugin_import_error()}"
+            "list that includes 'deltal'. Import error seen when loading deltal.verl_adapter.plugin: "
+            + _plugin_import_error()
         )

@@ -2,7 +2,7 @@
 
 Library module of ``server/math``. The server schedules :func:`check_pair` on a pebble process pool; this module is
 also what each worker process imports at start (:func:`init_worker`). Facts it relies on (math-verify 0.9.0, see
-``/work/shared/research/math-verification-and-countdown.md``):
+``docs/math-verification.md``):
 
 - ``verify(gold, pred)`` is asymmetric: the ground truth goes first.
 - math-verify's LaTeX extractor only looks inside ``$...$``, ``\\[...\\]`` or ``\\boxed{}``, so both strings are

@@ -87,3 +87,17 @@ def test_curves_writes_score_length_and_entropy_pngs(runs_csv, tmp_path, capsys)
 def test_missing_input_exits_with_a_message(tmp_path, capsys):
     assert main(["export", str(tmp_path / "absent"), "--out", str(tmp_path / "x.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_variance_lab_help_comes_from_the_field_docstrings():
+    """Every flag of the variance lab documents itself from its dataclass field (--help is the documentation)."""
+    from dataclasses import fields
+
+    from deltal.analysis.variance import field_docs
+    from deltal.analysis.variance_model import ModelLabConfig
+    from deltal.analysis.variance_synthetic import SyntheticConfig
+
+    for config_type in (SyntheticConfig, ModelLabConfig):
+        docs = field_docs(config_type)
+        assert {field.name for field in fields(config_type)} == set(docs), config_type.__name__
+        assert all(docs.values())

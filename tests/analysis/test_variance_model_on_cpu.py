@@ -68,7 +68,7 @@ def test_summary_holds_the_fit_and_a_cv_per_aggregator(lab_output):
 
 def test_each_response_gets_its_own_log_prob_gradient(tiny_model_dir):
     config = ModelLabConfig(model=str(tiny_model_dir), num_responses=3, max_new_tokens=12, seed=2)
-    model, tokenizer, _ = load_model_and_tokenizer(config, tiny_model_dir)
+    model, tokenizer, _ = load_model_and_tokenizer(config)
     parameters = select_parameters(model, default_param_pattern(model))
     responses = sample_responses(model, tokenizer, config)
     gradients = response_gradients(model, parameters, responses, [1.0, -2.0, 0.5], temperature=1.0)
@@ -115,6 +115,6 @@ def test_responses_of_one_length_cannot_be_fitted():
 
 
 def test_a_params_regex_matching_nothing_names_the_fix(tiny_model_dir):
-    model, _, _ = load_model_and_tokenizer(ModelLabConfig(model=str(tiny_model_dir)), tiny_model_dir)
+    model, _, _ = load_model_and_tokenizer(ModelLabConfig(model=str(tiny_model_dir)))
     with pytest.raises(ValueError, match="fix the regex"):
         select_parameters(model, r"no_such_layer")

@@ -19,7 +19,7 @@ if [[ "$1 $2" == "-m venv" ]]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; 
 if [[ "$1" == "-c" ]]; then
   case "$2" in
     *"import flash_attn"*) [[ -n "${FAKE_HAS_FLASH_ATTN:-}" ]] && exit 0 || exit 1 ;;
-    *"import deltal.plugin"*) echo "setup.sh: verl 0.9.1, vllm 0.24.0 in deltal" ;;
+    *"import deltal.verl_adapter.plugin"*) echo "setup.sh: verl 0.9.1, vllm 0.24.0 in deltal" ;;
   esac
   exit 0
 fi

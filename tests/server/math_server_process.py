@@ -28,9 +28,9 @@ def free_port() -> int:
 
 
 class MathServerProcess:
-    """One server started through start.sh (2 workers), stopped with its whole process group."""
+    """One server started through start.sh or a command that execs it (2 workers), stopped with its process group."""
 
-    def __init__(self, log_path: Path, **extra_env: str):
+    def __init__(self, log_path: Path, command: tuple[str, ...] = ("bash", str(START_SH)), **extra_env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -47,7 +47,7 @@ class MathServerProcess:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            ["bash", str(START_SH)], env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            list(command), env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from math_server_process import HARD_TIMEOUT_S, INNER_TIMEOUT_S, MAX_BODY_BYTES
 
-# (prediction, ground truth, expected equal); mirrors the measurements in the research notes (section 2).
+# (prediction, ground truth, expected equal); pairs of the kind measured for docs/math-verification.md.
 EQUIVALENCE_TABLE = [
     ("0.6", "\\frac{3}{5}", True),
     ("3/5", "0.6", True),

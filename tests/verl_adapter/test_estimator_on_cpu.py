@@ -21,10 +21,9 @@ def _config(alpha=1.0, norm=True, filter_overlong=False):
     return OmegaConf.create(
         {
             "norm_adv_by_std_in_grpo": norm,
-            "use_grpopp": True,
-            "grpopp_config": {"alpha": alpha},
             "filter_overlong_response": {"enable": filter_overlong},
-            "deltal": {"max_response_length": MAX_LEN},
+            # The keys deltal's resolver derives; the estimators read nothing else of deltal's.
+            "deltal": {"method": "delta_l", "alpha": alpha, "max_response_length": MAX_LEN},
         }
     )
 

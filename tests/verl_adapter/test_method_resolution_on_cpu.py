@@ -7,7 +7,7 @@ the verl settings it derives, or the words its error must contain.
 import pytest
 
 from deltal.train import compose_config
-from deltal.verl_adapter.config import ConfigError, resolve_config
+from deltal.verl_adapter.config import ConfigError, launch_summary, resolve_config
 
 M = 3072
 BASE = [f"data.max_response_length={M}"]
@@ -66,6 +66,13 @@ FAILS = [
     ),
     (["method=grpo_norm", f"actor_rollout_ref.actor.loss_scale_factor={M}"], "contradicts method grpo_norm"),
     (["actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum"], "not one of the paper's methods"),
+    # Switches are real booleans: bool("off") and bool("false") are True, so strings must not slip through.
+    (["algorithm.use_grpopp=off"], "algorithm.use_grpopp must be true or false"),
+    (["algorithm.use_grpopp='false'"], "algorithm.use_grpopp must be true or false"),
+    (["algorithm.use_dr_grpo='false'", "method=dapo_norm"], "algorithm.use_dr_grpo must be true or false"),
+    (["method=delta_l", "algorithm.filter_overlong_response.enable=yes"], "enable must be true or false"),
+    (["method=delta_l", "algorithm.grpopp_config.alpha=true"], "alpha must be a number"),
+    (["method=delta_l", "algorithm.grpopp_config.alpha='0.5'"], "alpha must be a number"),
 ]
 
 
@@ -95,3 +102,19 @@ def test_conflicting_settings_stop_with_a_message_naming_the_fix(overrides, word
 def test_other_trainer_modes_are_kept_as_chosen():
     cfg = resolve_config(compose_config(BASE + ["method=dapo_norm", "trainer.v1.trainer_mode=colocate_async"]))
     assert cfg.trainer.v1.trainer_mode == "colocate_async"
+
+
+def test_a_missing_max_response_length_stops_instead_of_taking_verls_default():
+    with pytest.raises(ConfigError, match="data.max_response_length is not set"):
+        resolve_config(compose_config(["method=delta_l"]))
+
+
+def test_an_unknown_method_names_the_registered_ones():
+    with pytest.raises(ConfigError, match=r"unknown method 'delta'.*'delta_l'"):
+        compose_config(BASE + ["method=delta"])
+
+
+def test_the_launch_line_names_method_alpha_and_m():
+    cfg = resolve_config(compose_config(BASE + ["method=delta_l", "algorithm.grpopp_config.alpha=0.75"]))
+    line = launch_summary(cfg)
+    assert "method=delta_l" in line and "alpha=0.75" in line and f"M={M}" in line

@@ -89,7 +89,9 @@ def scorable_sources(reward_path: str | None) -> set[str] | None:
         if module.startswith("deltal.rewards."):
             return {source for source, target in SCORERS.items() if target.split(":")[0] == module}
         return None
-    dispatcher = (Path(__file__).parent / "rewards" / "__init__.py").resolve()
+    import deltal.rewards
+
+    dispatcher = Path(deltal.rewards.__file__).resolve()
     return set(SCORERS) if Path(os.path.expanduser(reward_path)).resolve() == dispatcher else None
 
 

@@ -1,7 +1,8 @@
 """Summary of a CPU quickstart run: reward and response length per step, a PNG of both, and the final line.
 
-Reads the run's verl file-logger JSONL (``deltal.analysis.logs.iter_jsonl_records``), plots the training reward
-(``critic/score/mean``, with a 5-step moving average) and mean response length over steps, and prints:
+Exports the run's verl file-logger JSONL to the tidy table (``deltal.analysis.logs.load_file_logs``), plots the
+training reward (``critic/score/mean``, with a 5-step moving average) and mean response length over steps with
+``deltal.analysis.plots``, and prints:
 
     quickstart: method=<name> steps=<n> reward_first=<x> reward_last=<y> wall_s=<t> plot=<path>
 
@@ -16,24 +17,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
+from deltal.analysis.logs import load_file_logs
+from deltal.analysis.plots import plot_reward_and_length
+
 REWARD_METRIC = "critic/score/mean"
 LENGTH_METRIC = "response_length/mean"
 VAL_METRIC_PREFIX = "val-core/"
 
 
-def training_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Per-step (step, value) series of reward, response length and validation accuracy from a verl JSONL log."""
-    from deltal.analysis.logs import iter_jsonl_records
+def _series(frame: pd.DataFrame) -> list[tuple[int, float]]:
+    return [(int(step), float(value)) for step, value in zip(frame["step"], frame["value"], strict=True)]
 
-    curves: dict[str, list[tuple[int, float]]] = {"reward": [], "length": [], "val": []}
-    for step, data in iter_jsonl_records(Path(metrics_path)):
-        if REWARD_METRIC in data:
-            curves["reward"].append((step, float(data[REWARD_METRIC])))
-        if LENGTH_METRIC in data:
-            curves["length"].append((step, float(data[LENGTH_METRIC])))
-        val = [float(v) for k, v in data.items() if k.startswith(VAL_METRIC_PREFIX) and k.endswith("/acc/mean@1")]
-        if val:
-            curves["val"].append((step, sum(val) / len(val)))
+
+def training_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Per-step (step, value) series of reward, response length and validation accuracy from a verl JSONL log.
+
+    The log is exported to the tidy table of ``deltal.analysis.logs`` first, as every other plot of the package.
+    """
+    frame = load_file_logs([Path(metrics_path)])
+    metric = frame["metric"]
+    val = frame[metric.str.startswith(VAL_METRIC_PREFIX) & metric.str.endswith("/acc/mean@1")]
+    curves = {
+        "reward": _series(frame[metric == REWARD_METRIC]),
+        "length": _series(frame[metric == LENGTH_METRIC]),
+        "val": _series(val.groupby("step", as_index=False)["value"].mean()),
+    }
     if not curves["reward"]:
         raise ValueError(f"{metrics_path} has no '{REWARD_METRIC}' records; did training run any step?")
     return curves
@@ -47,33 +57,8 @@ def window_means(series: list[tuple[int, float]], window: int) -> tuple[float, f
 
 
 def plot_curves(curves: dict[str, list[tuple[int, float]]], out_path: Path, title: str) -> Path:
-    """Two panels: reward (raw, 5-step moving average, validation accuracy) and response length, over steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (reward_ax, length_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
-    steps, rewards = zip(*sorted(curves["reward"]), strict=True)
-    reward_ax.plot(steps, rewards, color="0.75", label="batch reward")
-    smooth = [sum(rewards[max(0, i - 4) : i + 1]) / len(rewards[max(0, i - 4) : i + 1]) for i in range(len(rewards))]
-    reward_ax.plot(steps, smooth, color="C0", label="5-step average")
-    if curves["val"]:
-        val_steps, val_acc = zip(*sorted(curves["val"]), strict=True)
-        reward_ax.plot(val_steps, val_acc, "o--", color="C3", label="validation accuracy")
-    reward_ax.set(xlabel="training step", ylabel="reward", title="reward")
-    reward_ax.legend(loc="lower right", fontsize=8)
-    if curves["length"]:
-        length_steps, lengths = zip(*sorted(curves["length"]), strict=True)
-        length_ax.plot(length_steps, lengths, color="C2")
-    length_ax.set(xlabel="training step", ylabel="tokens", title="mean response length")
-    fig.suptitle(title)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return out_path
+    """The quickstart's PNG: reward (raw, 5-step average, validation accuracy) and mean response length."""
+    return plot_reward_and_length(curves["reward"], curves["length"], curves["val"], Path(out_path), title)
 
 
 def main() -> None:
@@ -95,6 +80,3 @@ def main() -> None:
         f"reward_last={reward_last:.3f} wall_s={args.wall_s:.0f} plot={plot_path}"
     )
 
-
-if __name__ == "__main__":
-    main()

@@ -48,3 +48,17 @@ def test_invalid_settings_exit_2_with_the_fix(tmp_path):
     assert result.returncode == 2
     assert "deltal: invalid configuration" in result.stderr
     assert "method=delta_l or method=dr_grpo" in result.stderr
+
+
+def test_an_unknown_method_exits_2_with_the_list_of_methods(tmp_path):
+    result = _train(["method=deltal"] + VALID[1:], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "unknown method 'deltal'" in result.stderr
+    assert "'delta_l'" in result.stderr and "'grpo_norm'" in result.stderr
+
+
+def test_every_launch_prints_method_alpha_and_m_in_one_line(tmp_path):
+    result = _train(VALID, tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("deltal: method=")]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "method=delta_l" in lines[0] and "alpha=0.75" in lines[0] and "M=3072" in lines[0]

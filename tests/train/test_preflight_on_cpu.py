@@ -1,5 +1,5 @@
-"""deltal.preflight stops a run before Ray starts when its data, math server, plugin, model or cluster is not ready,
-with a message that names the fix, and lets a ready run through."""
+"""deltal.train.preflight stops a run before Ray starts when its data, math server, plugin, model or cluster is not
+ready, with a message that names the fix, and lets a ready run through."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
-from deltal import preflight
 from deltal.data.rl_format import raw_prompt_messages, rl_row, write_parquet
-from deltal.preflight import PreflightError, run_preflight
+from deltal.train import preflight
+from deltal.train.preflight import PreflightError, run_preflight
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DISPATCHER = str(REPO / "deltal" / "rewards" / "__init__.py")
 
 

@@ -1,4 +1,4 @@
-"""deltal.run_logging picks W&B online with a key, W&B offline without one, and verl's file logger when wandb is
+"""deltal.train.run_logging picks W&B online with a key, W&B offline without one, and verl's file logger when wandb is
 missing; it prints one line saying which, forwards the logging environment to Ray, and never stops the run."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import pytest
 from omegaconf import OmegaConf
 
-from deltal.run_logging import configure_loggers, file_log_path
+from deltal.train.run_logging import configure_loggers, file_log_path
 
 LOGGING_ENV = (
     "WANDB_API_KEY",

@@ -1,0 +1,5 @@
+"""``python -m deltal.train``: see :mod:`deltal.train`."""
+
+from deltal.train import main
+
+main()

@@ -12,7 +12,7 @@ What it does, in order:
 2. runs ``python -m deltal.train backend=cpu method=<m>`` once per (method, seed), one after another, with the same
    lr, batch, steps and validation for every method; the seed sets the data order (``data.seed``) and the rollout's
    sampling (``actor_rollout_ref.rollout.seed``). Rewards come from ``deltal.rewards.countdown_trace`` through
-   ``deltal.rewards.reward_manager.StrictEndRewardManager`` (a truncated response scores 0);
+   ``deltal.verl_adapter.reward_manager.StrictEndRewardManager`` (a truncated response scores 0);
 3. exports every finished run through ``deltal.analysis`` into ``<out>/runs.csv`` (tidy: run, task, method, model,
    step, metric, value), writes the per-method table (``<out>/summary.md``, also printed) and the figures
    (``<out>/figures/*.png``, see ``deltal.analysis.comparison``).
@@ -134,7 +134,7 @@ def train_command(
     settings: CompareSettings, assets: SharedAssets, method: str, seed: int, run_dir: Path, ray_tmp: str
 ) -> list[str]:
     """The ``python -m deltal.train`` command of one run; only ``method`` and ``seed`` differ between runs."""
-    from deltal.rewards.reward_manager import OVERRIDES as STRICT_END_REWARD_MANAGER
+    from deltal.verl_adapter.reward_manager import OVERRIDES as STRICT_END_REWARD_MANAGER
 
     micro = settings.prompts * settings.n
     return [

@@ -12,7 +12,7 @@ A response scores 1.0 only when all of these hold (else 0.0, with a ``reason`` c
   numbers used exactly once, value equal to the target).
 
 A response that reached the token budget without its end-of-turn token is a truncated one even if its text happens
-to end in ``</answer>``; the decoded text cannot show that, so ``deltal.rewards.reward_manager`` zeroes those.
+to end in ``</answer>``; the decoded text cannot show that, so ``deltal.verl_adapter.reward_manager`` zeroes those.
 Earlier trace lines are not checked for arithmetic: they are the search, and a wrong intermediate only costs length.
 """
 

@@ -57,7 +57,7 @@ def test_bad_ground_truth_is_an_error_naming_the_fix():
 def test_reward_manager_sees_truncation_that_the_text_hides():
     from verl import DataProto
 
-    from deltal.rewards.reward_manager import ended_with_eos
+    from deltal.verl_adapter.reward_manager import ended_with_eos
 
     eos, pad = 2, 0
 

@@ -10,7 +10,7 @@ Plugged in through verl's public seam for reward managers (no patching)::
 
     reward.reward_manager.source=importlib
     reward.reward_manager.name=StrictEndRewardManager
-    reward.reward_manager.module.path=pkg://deltal.rewards.reward_manager
+    reward.reward_manager.module.path=pkg://deltal.verl_adapter.reward_manager
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManage
 OVERRIDES = (
     "reward.reward_manager.source=importlib",
     "reward.reward_manager.name=StrictEndRewardManager",
-    "reward.reward_manager.module.path=pkg://deltal.rewards.reward_manager",
+    "reward.reward_manager.module.path=pkg://deltal.verl_adapter.reward_manager",
 )
 
 

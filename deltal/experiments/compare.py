@@ -1,6 +1,6 @@
 """Compare methods over seeds on ``countdown_trace`` with the real pipeline, then table and plot them.
 
-    python -m deltal.experiments.compare --methods delta_l,dapo_norm,dr_grpo_norm --seeds 0,1,2 --steps 60 \\
+    python -m deltal.experiments.compare --methods delta_l,dapo_norm,dr_grpo_norm --seeds 0,1,2 --steps 40 \\
         --out .deltal/compare/trace
     python -m deltal.experiments.compare --out .deltal/compare/trace --plots-only     # figures from finished runs
 
@@ -57,7 +57,7 @@ class CompareSettings:
     """Methods compared (deltal method names)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """RL seeds: data order and rollout sampling."""
-    steps: int = 60
+    steps: int = 40
     """Training steps per run."""
     prompts: int = 16
     """Prompts per step (data.train_batch_size); also the PPO mini-batch, so each step is one on-policy update."""
@@ -67,12 +67,14 @@ class CompareSettings:
     """Actor learning rate (AdamW, no weight decay)."""
     max_response_length: int = 448
     """Token budget M of a response; also ΔL's and Dr. GRPO's constant denominator."""
-    test_freq: int = 10
+    test_freq: int = 5
     """Validate (greedy, on the held-out split) every this many steps, and before training."""
     val_size: int = 128
     """Held-out problems used for validation (the first ones of the test split)."""
     train_size: int = 4096
+    """Training problems generated."""
     test_size: int = 256
+    """Held-out problems generated (excluded from the warm start)."""
     data_seed: int = 0
     """Seed of the dataset, tokenizer, model init and warm start (shared by every run)."""
     warm_steps: int = 500
@@ -285,7 +287,10 @@ def _csv(kind: type, text: str) -> tuple:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deltal.experiments.compare", description=__doc__.splitlines()[0])
+    from deltal.analysis.variance import field_docs
+
     defaults = CompareSettings()
+    docs = field_docs(CompareSettings)
     parser.add_argument("--out", type=Path, required=True, help="experiment folder: runs/, runs.csv, summary.md, ...")
     parser.add_argument("--cache", type=Path, default=Path(".deltal"), help="where shared data and models are cached")
     parser.add_argument(
@@ -316,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         default = getattr(defaults, name)
         parser.add_argument(
-            f"--{name.replace('_', '-')}", type=type(default), default=default, help=f"(default {default})"
+            f"--{name.replace('_', '-')}", type=type(default), default=default, help=f"{docs[name]} (default {default})"
         )
     parser.add_argument("--target", type=float, default=0.3, help="held-out accuracy for 'steps to target' (0.3)")
     parser.add_argument("--plots-only", action="store_true", help="only export, table and plot the finished runs")

@@ -1,36 +1,111 @@
-# Shared settings of every paper run (Appendix A.2), sourced by train_scripts/*.sh and recipe/dapo/*.sh.
+# Shared settings of every GPU launch script, sourced by train_scripts/*.sh and recipe/dapo/*.sh.
 #
-# Not run on its own. A launch script first fixes what its name says (TASK, MODEL, RUN_METHOD and the defaults of
-# BASE_MODEL, MAX_RESPONSE_LENGTH, TOTAL_TRAINING_STEPS or TOTAL_EPOCHS, ROLLOUT_TP_SIZE), sources this file, then runs
+# Not run on its own. A launch script first fixes what its name says (TASK, MODEL, RUN_METHOD, SETTINGS and the
+# defaults of BASE_MODEL, ROLLOUT_TP_SIZE, and for paper runs MAX_RESPONSE_LENGTH and the training budget), sources
+# this file, then runs
 #     "$DELTAL_PYTHON" -m deltal.train <method overrides> "${DELTAL_OVERRIDES[@]}" "$@"
-# Every knob below is an environment variable with a default; train_scripts/README.md describes each one.
+#
+# SETTINGS picks the defaults (the naming rule of train_scripts/README.md, where the parity table gives the source
+# and the reason of each value):
+#   reference       a script named like one of the reference repository's train_scripts/: its settings
+#   reference-dapo  a script named like one of the reference repository's recipe/dapo/: its settings
+#   paper           a script whose name carries the response length ({task}-{model}-{3072|8192}-{method}.sh):
+#                   the paper's Appendix A.2 run
+# Every knob is an environment variable with a default; train_scripts/README.md describes each one.
 # The method-derived keys (algorithm.adv_estimator, actor.loss_agg_mode, actor.loss_scale_factor,
 # algorithm.norm_adv_by_std_in_grpo) are deliberately absent: deltal derives them from method=<name>.
 
 : "${TASK:?set TASK (countdown or math) before sourcing common.sh}"
 : "${MODEL:?set MODEL (e.g. qwen2.5-3b) before sourcing common.sh}"
 : "${RUN_METHOD:?set RUN_METHOD (e.g. delta_l_alpha_1) before sourcing common.sh}"
+: "${SETTINGS:?set SETTINGS (reference, reference-dapo or paper) before sourcing common.sh}"
 
 DELTAL_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+case "$TASK" in
+  countdown | math) ;;
+  *)
+    echo "common.sh: unknown TASK='$TASK' (use countdown or math)" >&2
+    exit 2
+    ;;
+esac
+
+# --- defaults that differ between the reference's scripts and the paper (parity table) ---
+case "$SETTINGS" in
+  reference)
+    : "${N_GPUS:=4}" "${MAX_RESPONSE_LENGTH:=8192}" "${TOTAL_EPOCHS:=15}" "${ROLLOUT_N:=10}"
+    : "${GPU_MEMORY_UTILIZATION:=0.8}" "${OFFLOAD:=True}" "${VAL_BEFORE_TRAIN:=True}" "${TEST_FREQ:=50}"
+    : "${CLIP_RATIO_C:=3.0}"
+    if [[ "$TASK" == math ]]; then : "${SAVE_FREQ:=2000}"; else : "${SAVE_FREQ:=1000}"; fi
+    RUN_SUFFIX=-ref
+    ;;
+  reference-dapo)
+    : "${N_GPUS:=4}" "${MAX_RESPONSE_LENGTH:=3072}" "${ROLLOUT_N:=8}" "${GPU_MEMORY_UTILIZATION:=0.8}"
+    : "${OFFLOAD:=True}" "${VAL_BEFORE_TRAIN:=False}" "${SAVE_FREQ:=1000}" "${CLIP_RATIO_C:=10.0}"
+    # Up to 3 x 128 prompts generated at once while dynamic sampling refills: verl 0.9.1's counterpart of the
+    # reference's data.gen_batch_size = 3 x train batch (its v1 trainer forces gen_batch_size to 1 under DAPO).
+    : "${MAX_INFLIGHT_GEN_BATCHES:=3}"
+    if [[ "$TASK" == math ]]; then
+      : "${TOTAL_EPOCHS:=15}" "${TEST_FREQ:=50}"
+    else
+      : "${TOTAL_EPOCHS:=1500}" "${TEST_FREQ:=25}"
+    fi
+    RUN_SUFFIX=-ref
+    ;;
+  paper)
+    : "${MAX_RESPONSE_LENGTH:?a paper-run script sets MAX_RESPONSE_LENGTH}"
+    : "${N_GPUS:=8}" "${ROLLOUT_N:=10}" "${OFFLOAD:=False}" "${VAL_BEFORE_TRAIN:=True}" "${TEST_FREQ:=50}"
+    : "${SAVE_FREQ:=100}" "${CLIP_RATIO_C:=3.0}"
+    # KV cache for 1280 responses of up to 8192 tokens needs the larger share (train_scripts/README.md, sizing).
+    if ((MAX_RESPONSE_LENGTH > 4096)); then : "${GPU_MEMORY_UTILIZATION:=0.8}"; else : "${GPU_MEMORY_UTILIZATION:=0.6}"; fi
+    RUN_SUFFIX=
+    ;;
+  *)
+    echo "common.sh: unknown SETTINGS='$SETTINGS' (use reference, reference-dapo or paper)" >&2
+    exit 2
+    ;;
+esac
+
 # --- cluster ---
-N_GPUS=${N_GPUS:-8}
 N_NODES=${N_NODES:-1}
-ROLLOUT_NAME=${ROLLOUT_NAME:-vllm}
 ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
-GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.6}
 # The python that runs deltal.train (tests point it at a shim that records the overrides).
 DELTAL_PYTHON=${DELTAL_PYTHON:-python3}
+# vLLM rollout + FSDP2 training is the one supported path (train_scripts/README.md: engines).
+if [[ -n "${ROLLOUT_NAME:-}" && "$ROLLOUT_NAME" != vllm ]]; then
+  echo "common.sh: ROLLOUT_NAME=$ROLLOUT_NAME is not supported: deltal's launch scripts run vLLM rollouts with" \
+    "FSDP2 training only (see train_scripts/README.md, engines). Unset ROLLOUT_NAME." >&2
+  exit 2
+fi
+# Attention of the FSDP actor: flash_attention_2 with remove-padding (sequence packing), or torch's SDPA without
+# it when flash-attn is not installed (setup.sh --skip-flash-attn): verl's default needs flash-attn at model load.
+ATTN_IMPL=${ATTN_IMPL:-auto}
+if [[ "$ATTN_IMPL" == auto ]]; then
+  if "$DELTAL_PYTHON" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("flash_attn") is None)'; then
+    ATTN_IMPL=flash_attention_2
+  else
+    ATTN_IMPL=sdpa
+    echo "common.sh: flash-attn is not installed: the actor uses SDPA attention without remove-padding" \
+      "(slower, same results); bash setup.sh installs flash-attn" >&2
+  fi
+fi
+case "$ATTN_IMPL" in
+  flash_attention_2) USE_REMOVE_PADDING=True ;;
+  sdpa) USE_REMOVE_PADDING=False ;;
+  *)
+    echo "common.sh: unknown ATTN_IMPL='$ATTN_IMPL' (use auto, flash_attention_2 or sdpa)" >&2
+    exit 2
+    ;;
+esac
 
 # --- model and data ---
 BASE_MODEL=${BASE_MODEL:?the launch script sets BASE_MODEL}
 DATA_ROOT=${DATA_ROOT:-$HOME/data/deltal}
 DATA_DIR=${DATA_DIR:-$DATA_ROOT/$TASK}
-MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
 if [[ "$TASK" == math ]]; then
   MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-1024}
 else
-  MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-512}
+  MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-256}
 fi
 # Same text as deltal.data.rl_format.RAW_PROMPT_CHAT_TEMPLATE (a test keeps them equal): base models get the
 # prompt verbatim, with no chat markup around it.
@@ -38,7 +113,6 @@ RAW_PROMPT_CHAT_TEMPLATE='{% for message in messages %}{{ message.content }}{% e
 
 # --- optimisation (paper Appendix A.2) ---
 TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-128}   # prompts per step
-ROLLOUT_N=${ROLLOUT_N:-10}                  # responses per prompt: 1280 responses per step
 MINI_BATCH_SIZE=${MINI_BATCH_SIZE:-32}      # prompts per optimizer step: 4 updates per training step
 LR=${LR:-1e-6}
 CLIP_RATIO_LOW=${CLIP_RATIO_LOW:-0.2}
@@ -46,26 +120,32 @@ CLIP_RATIO_HIGH=${CLIP_RATIO_HIGH:-0.3}
 TEMPERATURE=${TEMPERATURE:-1.0}
 # Tokens per GPU in one dynamic micro-batch; two full-length sequences by default.
 PPO_MAX_TOKEN_LEN=${PPO_MAX_TOKEN_LEN:-$(((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH) * 2))}
-# CountDown runs end after TOTAL_TRAINING_STEPS (the epoch count is only an upper bound); Math runs count epochs.
+# CountDown paper runs end after TOTAL_TRAINING_STEPS (the epoch count is only an upper bound); the others count epochs.
 TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-null}
 TOTAL_EPOCHS=${TOTAL_EPOCHS:-10000}
+MAX_INFLIGHT_GEN_BATCHES=${MAX_INFLIGHT_GEN_BATCHES:-1}
+# vLLM sequences per replica: enough for every response of the prompts in flight in one wave (verl's default of
+# 256 leaves 7B at TP 2 on 8 GPUs with 4 replicas x 256 = 1024 slots for 1280 responses).
+ROLLOUT_REPLICAS=$((N_GPUS * N_NODES / ROLLOUT_TP_SIZE))
+if ((ROLLOUT_REPLICAS < 1)); then
+  echo "common.sh: ROLLOUT_TP_SIZE=$ROLLOUT_TP_SIZE exceeds the $((N_GPUS * N_NODES)) GPUs of the run" >&2
+  exit 2
+fi
+WAVE=$(((TRAIN_BATCH_SIZE * MAX_INFLIGHT_GEN_BATCHES * ROLLOUT_N + ROLLOUT_REPLICAS - 1) / ROLLOUT_REPLICAS))
+MAX_NUM_SEQS=${MAX_NUM_SEQS:-$((WAVE > 256 ? WAVE : 256))}
 
-# --- evaluation: Avg@8 at temperature 1 every 50 steps ---
+# --- evaluation: Avg@8 at temperature 1 ---
 VAL_N=${VAL_N:-8}
 VAL_TEMPERATURE=${VAL_TEMPERATURE:-1.0}
-TEST_FREQ=${TEST_FREQ:-50}
 
 # --- run bookkeeping ---
 SEED=${SEED:-1}
 PROJECT_NAME=${PROJECT_NAME:-deltal}
-if [[ "$MAX_RESPONSE_LENGTH" == 3072 ]]; then
-  RUN_MODEL=$MODEL
-else
-  RUN_MODEL=$MODEL-len$MAX_RESPONSE_LENGTH
-fi
-EXPERIMENT_NAME=${EXPERIMENT_NAME:-${TASK}__${RUN_METHOD}__${RUN_MODEL}__seed${SEED}}
-CKPT_DIR=${CKPT_DIR:-$DELTAL_REPO/checkpoints}
-SAVE_FREQ=${SAVE_FREQ:-100}
+EXPERIMENT_NAME=${EXPERIMENT_NAME:-${TASK}__${RUN_METHOD}__${MODEL}-len${MAX_RESPONSE_LENGTH}${RUN_SUFFIX}__seed${SEED}}
+# Checkpoints are large (about 37 GB per save for 3B, 90 GB for 7B: fp32 weights + Adam state), so they go to a
+# scratch disk outside the repository.
+SCRATCH_DIR=${SCRATCH_DIR:-$HOME/scratch/deltal}
+CKPT_DIR=${CKPT_DIR:-$SCRATCH_DIR/checkpoints}
 MAX_CKPT_TO_KEEP=${MAX_CKPT_TO_KEEP:-2}
 # verl's file logger (metrics as JSON lines) and W&B offline runs write here; deltal.train.run_logging forwards it to Ray.
 LOG_DIR=${LOG_DIR:-$DELTAL_REPO/outputs/logs}
@@ -92,23 +172,30 @@ DELTAL_OVERRIDES=(
   data.seed="$SEED"
   actor_rollout_ref.model.path="$BASE_MODEL"
   "actor_rollout_ref.model.custom_chat_template='$RAW_PROMPT_CHAT_TEMPLATE'"
-  actor_rollout_ref.model.use_remove_padding=True
+  actor_rollout_ref.model.use_remove_padding="$USE_REMOVE_PADDING"
+  ++actor_rollout_ref.model.override_config.attn_implementation="$ATTN_IMPL"
   actor_rollout_ref.model.enable_gradient_checkpointing=True
+  actor_rollout_ref.actor.strategy=fsdp2
+  actor_rollout_ref.actor.fsdp_config.param_offload="$OFFLOAD"
+  actor_rollout_ref.actor.fsdp_config.optimizer_offload="$OFFLOAD"
+  actor_rollout_ref.ref.fsdp_config.param_offload="$OFFLOAD"
   actor_rollout_ref.actor.optim.lr="$LR"
   actor_rollout_ref.actor.ppo_mini_batch_size="$MINI_BATCH_SIZE"
   actor_rollout_ref.actor.use_dynamic_bsz=True
   actor_rollout_ref.actor.ppo_max_token_len_per_gpu="$PPO_MAX_TOKEN_LEN"
   actor_rollout_ref.actor.clip_ratio_low="$CLIP_RATIO_LOW"
   actor_rollout_ref.actor.clip_ratio_high="$CLIP_RATIO_HIGH"
+  actor_rollout_ref.actor.clip_ratio_c="$CLIP_RATIO_C"
   actor_rollout_ref.actor.use_kl_loss=False
   actor_rollout_ref.actor.entropy_coeff=0
   algorithm.use_kl_in_reward=False
-  actor_rollout_ref.rollout.name="$ROLLOUT_NAME"
+  actor_rollout_ref.rollout.name=vllm
   actor_rollout_ref.rollout.n="$ROLLOUT_N"
   actor_rollout_ref.rollout.temperature="$TEMPERATURE"
   actor_rollout_ref.rollout.seed="$SEED"
   actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP_SIZE"
   actor_rollout_ref.rollout.gpu_memory_utilization="$GPU_MEMORY_UTILIZATION"
+  actor_rollout_ref.rollout.max_num_seqs="$MAX_NUM_SEQS"
   actor_rollout_ref.rollout.val_kwargs.n="$VAL_N"
   actor_rollout_ref.rollout.val_kwargs.temperature="$VAL_TEMPERATURE"
   actor_rollout_ref.rollout.val_kwargs.do_sample=True
@@ -123,7 +210,7 @@ DELTAL_OVERRIDES=(
   trainer.total_training_steps="$TOTAL_TRAINING_STEPS"
   trainer.total_epochs="$TOTAL_EPOCHS"
   trainer.test_freq="$TEST_FREQ"
-  trainer.val_before_train=True
+  trainer.val_before_train="$VAL_BEFORE_TRAIN"
   trainer.save_freq="$SAVE_FREQ"
   trainer.max_actor_ckpt_to_keep="$MAX_CKPT_TO_KEEP"
   trainer.default_local_dir="$CKPT_DIR/$PROJECT_NAME/$EXPERIMENT_NAME"
@@ -149,9 +236,5 @@ case "$TASK" in
       # Reward workers may run on any node: they read the server's address from their own environment.
       +ray_kwargs.ray_init.runtime_env.env_vars.MATH_SERVER_URL="$MATH_SERVER_URL"
     )
-    ;;
-  *)
-    echo "common.sh: unknown TASK='$TASK' (use countdown or math)" >&2
-    exit 2
     ;;
 esac

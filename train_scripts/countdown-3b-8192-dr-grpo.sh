@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# CountDown, Qwen2.5-3B, max response length 8192, 1000 steps: Dr. GRPO.
+# CountDown, Qwen2.5-3B, max response length 8192, 1000 steps: Dr. GRPO (the paper's run).
 # Launch: bash train_scripts/countdown-3b-8192-dr-grpo.sh [extra hydra overrides]
-# Knobs (N_GPUS, DATA_DIR, SEED, ...) are in train_scripts/README.md; shared settings in train_scripts/common.sh.
+# SETTINGS=paper: the paper's Appendix A.2 values; knobs and the parity table: train_scripts/README.md.
 set -xeuo pipefail
 
 TASK=countdown
 MODEL=qwen2.5-3b
 RUN_METHOD=dr_grpo
+SETTINGS=paper
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B}
 MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-8192}
 TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-1000}

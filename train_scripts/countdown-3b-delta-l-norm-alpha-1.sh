@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# CountDown, Qwen2.5-3B, max response length 3072, 1000 steps: ΔL Normalization, α = 1.
+# CountDown, Qwen2.5-3B: ΔL Normalization, α = 1, with the settings of the reference repository's script of the same
+# name (max response length 8192, 15 epochs, 4 GPUs, offload; train_scripts/README.md, parity table).
 # Launch: bash train_scripts/countdown-3b-delta-l-norm-alpha-1.sh [extra hydra overrides]
-# Knobs (N_GPUS, DATA_DIR, SEED, ...) are in train_scripts/README.md; shared settings in train_scripts/common.sh.
 set -xeuo pipefail
 
 TASK=countdown
 MODEL=qwen2.5-3b
 RUN_METHOD=delta_l_alpha_1
+SETTINGS=reference
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B}
-MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
-TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-1000}
 ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 

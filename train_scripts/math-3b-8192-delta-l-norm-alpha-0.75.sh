@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Math, Qwen2.5-3B, max response length 8192, 2 epochs: ΔL Normalization, α = 0.75.
+# Math, Qwen2.5-3B, max response length 8192, 2 epochs: ΔL Normalization, α = 0.75 (the paper's run).
 # Launch: bash train_scripts/math-3b-8192-delta-l-norm-alpha-0.75.sh [extra hydra overrides]
-# Knobs (N_GPUS, DATA_DIR, SEED, ...) are in train_scripts/README.md; shared settings in train_scripts/common.sh.
+# SETTINGS=paper: the paper's Appendix A.2 values; knobs and the parity table: train_scripts/README.md.
 set -xeuo pipefail
 
 TASK=math
 MODEL=qwen2.5-3b
 RUN_METHOD=delta_l_alpha_0.75
+SETTINGS=paper
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B}
 MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-8192}
 TOTAL_EPOCHS=${TOTAL_EPOCHS:-2}

@@ -3,6 +3,7 @@
     python -m deltal.data.countdown --out data/countdown                      # generated, base-model prompt
     python -m deltal.data.countdown --out data/countdown --source countdown_tasks_3to4.parquet
     python -m deltal.data.countdown --out data/countdown_easy --variant easy  # CPU quickstart
+    python -m deltal.data.countdown --out data/countdown --prompt-template my_prompt.txt   # your exact prompt text
 
 Instances
 ---------
@@ -16,7 +17,9 @@ Instances
   here (the reward accepts such answers), so a few more number sets count as solvable than under integer-only rules.
 - Ingested (``--source PATH``): a local copy of that dataset as parquet, a JSON list or JSONL, with rows holding
   ``target`` (int) and ``nums`` (list of int). The first ``--train-size`` rows become train and the next
-  ``--test-size`` rows test (the TinyZero / paper split). Ingested rows are not re-solved.
+  ``--test-size`` rows test (the TinyZero / paper split). Ingested rows are not re-solved. ``--train-size``
+  defaults to 327,680 when ingesting (the reference repository's builder default; its set-up script passes 32,768)
+  and to 32,768 when generating.
 - Easy (``--variant easy``, CPU quickstart; docs/cpu-quickstart-sizing.md §2): 3 numbers uniform in 1..10,
   target = a random expression tree over them (random order, shape and operators), kept when it is an integer in
   1..100, so it is always reachable. Data source ``countdown_easy`` (scored by the strict reward), prompt
@@ -32,21 +35,25 @@ Prompts
   ending in ``Assistant: Let me solve this step by step.\\n<think>``. It is stored as one user message and must be
   rendered verbatim: launch with ``deltal.data.rl_format.RAW_PROMPT_TEMPLATE_OVERRIDE`` (see that module).
 - ``--template instruct``: a system turn plus a user turn, rendered by the model's own chat template.
+- ``--prompt-template FILE``: the prompt is the text of FILE with ``{numbers}`` (the list, e.g. ``[3, 7, 25]``)
+  and ``{target}`` replaced, stored as one user message that the launch scripts render verbatim. Any prompt,
+  e.g. the reference repository's, can be reproduced exactly this way. Nothing else in the file is interpreted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from deltal.data.input_files import load_json_list, load_jsonl, read_text
 from deltal.data.rl_format import chat_messages, raw_prompt_messages, rl_row, write_parquet
 from deltal.data.solver import is_solvable
 
@@ -65,6 +72,10 @@ SOURCE_FORMAT = (
     "a parquet file, a JSON list or a JSONL file whose rows hold 'target' (int) and 'nums' (list of int), "
     "e.g. a local copy of the Countdown-Tasks-3to4 dataset"
 )
+# Default training sizes: the reference's ingest size (its builder's default), and the generated stand-in's size.
+INGEST_TRAIN_SIZE = 327_680
+GENERATED_TRAIN_SIZE = 32_768
+PROMPT_PLACEHOLDERS = ("{numbers}", "{target}")
 # Consecutive draws that add no new instance before giving up (the requested split exceeds the task space).
 MAX_STALLED_DRAWS = 200_000
 
@@ -99,6 +110,26 @@ def instruct_messages(numbers: Sequence[int], target: int) -> list[dict[str, str
 def easy_prompt(numbers: Sequence[int], target: int) -> str:
     """The short easy-variant user turn, e.g. ``Use 7 1 5 to make 35.``"""
     return f"Use {' '.join(str(n) for n in numbers)} to make {target}."
+
+
+def read_prompt_template(path: str | Path) -> str:
+    """The text of a ``--prompt-template`` file; it must hold every placeholder of PROMPT_PLACEHOLDERS."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--prompt-template {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    missing = [placeholder for placeholder in PROMPT_PLACEHOLDERS if placeholder not in text]
+    if missing:
+        raise ValueError(
+            f"--prompt-template {path} lacks {missing}: write the prompt with {{numbers}} and {{target}} where the "
+            "problem's numbers and target go"
+        )
+    return text
+
+
+def fill_prompt_template(text: str, numbers: Sequence[int], target: int) -> str:
+    """A user-supplied prompt with its placeholders replaced (plain substitution: other braces stay as they are)."""
+    return text.replace("{numbers}", str(list(numbers))).replace("{target}", str(target))
 
 
 def draw_standard(rng: random.Random) -> Instance:
@@ -165,33 +196,41 @@ def _source_error(path: Path, problem: str) -> ValueError:
     return ValueError(f"--source {path}: {problem}. Expected {SOURCE_FORMAT}.")
 
 
-def _read_source_rows(path: Path) -> list[dict]:
+def _read_source_rows(path: Path) -> list:
     if not path.is_file():
-        raise FileNotFoundError(f"--source {path} does not exist. Expected {SOURCE_FORMAT}.")
+        raise FileNotFoundError(f"--source {path} does not exist or is not a file. Expected {SOURCE_FORMAT}.")
     if path.suffix == ".parquet":
-        names = pq.read_schema(path).names
-        missing = [column for column in ("target", "nums") if column not in names]
-        if missing:
-            raise _source_error(path, f"columns {missing} are missing (found {names})")
-        return pq.read_table(path, columns=["target", "nums"]).to_pylist()
+        try:
+            names = pq.read_schema(path).names
+            missing = [column for column in ("target", "nums") if column not in names]
+            if missing:
+                raise _source_error(path, f"columns {missing} are missing (found {names})")
+            return pq.read_table(path, columns=["target", "nums"]).to_pylist()
+        except (pa.ArrowException, OSError) as error:
+            raise _source_error(path, f"it is not a readable parquet file ({error})") from None
     if path.suffix not in (".json", ".jsonl"):
         raise _source_error(path, f"unknown file type {path.suffix!r}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if text.lstrip().startswith("["):
-            return json.loads(text)
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise _source_error(path, f"invalid JSON ({error})") from None
+    text = read_text(path, SOURCE_FORMAT)
+    if text.lstrip().startswith("["):
+        return load_json_list(path, SOURCE_FORMAT)
+    return load_jsonl(path, SOURCE_FORMAT)
+
+
+def _is_int64(value: object) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
 
 
 def _source_instance(row: object, position: int, path: Path) -> Instance:
     if not isinstance(row, dict) or "target" not in row or "nums" not in row:
         raise _source_error(path, f"row {position} lacks 'target' or 'nums': {row!r:.200}")
     target, numbers = row["target"], row["nums"]
-    valid_numbers = isinstance(numbers, list) and numbers and all(type(n) is int for n in numbers)
-    if type(target) is not int or not valid_numbers:
-        raise _source_error(path, f"row {position} has target={target!r:.50}, nums={numbers!r:.100}")
+    valid_numbers = isinstance(numbers, list) and numbers and all(_is_int64(n) for n in numbers)
+    if not _is_int64(target) or not valid_numbers:
+        raise _source_error(
+            path,
+            f"row {position} has target={target!r:.50}, nums={numbers!r:.100}: both must be integers of at most 64 "
+            "bits and nums a non-empty list",
+        )
     return tuple(numbers), target
 
 
@@ -206,10 +245,14 @@ def load_source(path: str | Path, train_size: int, test_size: int) -> tuple[list
     return instances[:train_size], instances[train_size:]
 
 
-def rows_for(instances: Sequence[Instance], split: str, variant: str, template: str) -> Iterator[dict]:
-    """verl RL rows for one split."""
+def rows_for(
+    instances: Sequence[Instance], split: str, variant: str, template: str, prompt_template: str | None = None
+) -> Iterator[dict]:
+    """verl RL rows for one split; ``prompt_template`` (a --prompt-template text) replaces the built-in prompts."""
     for index, (numbers, target) in enumerate(instances):
-        if variant == "easy":
+        if prompt_template is not None:
+            prompt = raw_prompt_messages(fill_prompt_template(prompt_template, numbers, target))
+        elif variant == "easy":
             prompt = chat_messages(easy_prompt(numbers, target))
         elif template == "base":
             prompt = raw_prompt_messages(base_prompt(numbers, target))
@@ -235,15 +278,20 @@ def resolve_template(variant: str, template: str | None) -> str:
 
 def build(
     out: str | Path,
-    train_size: int = 32768,
+    train_size: int | None = None,
     test_size: int = 1024,
     template: str | None = None,
     seed: int = 42,
     source: str | Path | None = None,
     variant: str = "standard",
+    prompt_template: str | Path | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``out/train.parquet`` and ``out/test.parquet``; returns their paths."""
+    """Write ``out/train.parquet`` and ``out/test.parquet``; returns their paths. ``train_size`` None: 327,680 rows
+    when ingesting ``source``, 32,768 when generating."""
     template = resolve_template(variant, template)
+    if train_size is None:
+        train_size = INGEST_TRAIN_SIZE if source is not None else GENERATED_TRAIN_SIZE
+    prompt_text = read_prompt_template(prompt_template) if prompt_template is not None else None
     if train_size < 1 or test_size < 1:
         raise ValueError(f"--train-size and --test-size must be positive, got {train_size} and {test_size}")
     if source is not None:
@@ -256,8 +304,8 @@ def build(
         test = generate_instances(test_size, rng, variant, seen, unique=True, desc="test")
         train = generate_instances(train_size, rng, variant, seen, unique=False, desc="train")
     out = Path(out)
-    train_path = write_parquet(rows_for(train, "train", variant, template), out / "train.parquet")
-    test_path = write_parquet(rows_for(test, "test", variant, template), out / "test.parquet")
+    train_path = write_parquet(rows_for(train, "train", variant, template, prompt_text), out / "train.parquet")
+    test_path = write_parquet(rows_for(test, "test", variant, template, prompt_text), out / "test.parquet")
     return train_path, test_path
 
 
@@ -267,7 +315,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="Build CountDown train/test parquet files in verl's RL format (no downloads).",
     )
     parser.add_argument("--out", required=True, help="folder to write train.parquet and test.parquet into")
-    parser.add_argument("--train-size", type=int, default=32768, help="number of training problems")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help=f"number of training problems (default {INGEST_TRAIN_SIZE} with --source, {GENERATED_TRAIN_SIZE} else)",
+    )
     parser.add_argument("--test-size", type=int, default=1024, help="number of held-out problems")
     parser.add_argument(
         "--template",
@@ -286,9 +339,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="standard: 3-4 numbers in 1..99, target 10..100 (data_source countdown); "
         "easy: 3 numbers in 1..10, target 1..100, short prompt (data_source countdown_easy, strict reward)",
     )
+    parser.add_argument(
+        "--prompt-template",
+        default=None,
+        metavar="FILE",
+        help="use the text of FILE as the prompt, with {numbers} and {target} filled in (rendered verbatim)",
+    )
     args = parser.parse_args(argv)
     try:
-        paths = build(args.out, args.train_size, args.test_size, args.template, args.seed, args.source, args.variant)
+        paths = build(
+            args.out,
+            args.train_size,
+            args.test_size,
+            args.template,
+            args.seed,
+            args.source,
+            args.variant,
+            args.prompt_template,
+        )
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     for path in paths:

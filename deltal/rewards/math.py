@@ -21,9 +21,11 @@ punishment compose. Start the server first (``bash server/math/start.sh``) and c
 RuntimeError that stops the run; it is never turned into zero rewards.
 
 Statuses: ``exact_match`` (normalised strings equal; no server call), ``no_boxed_answer`` (nothing to check; no
-server call), else the server's: ``equal``, ``not_equal``, ``parse_error``, ``gold_parse_error``, ``timeout``,
-``memory_limit``, ``worker_crashed``, ``deadline_exceeded``, ``internal_error``. Only ``exact_match`` and ``equal``
-score 1.
+server call), ``too_long`` / ``gold_too_long`` (the boxed answer or the ground truth is longer than the server
+parses, ``MAX_ANSWER_CHARS``; never cut, since a cut answer can read as another one; no server call), else the
+server's (``server/math/README.md``): ``equal``, ``not_equal``, ``parse_error``, ``gold_parse_error``, ``timeout``,
+``memory_limit``, ``worker_crashed``, ``pool_broken``, ``deadline_exceeded``, ``internal_error``. Only
+``exact_match`` and ``equal`` score 1.
 """
 
 from __future__ import annotations
@@ -67,7 +69,11 @@ def _local_verdict(solution_str: str, ground_truth: Any) -> tuple[str | None, st
         return "no_boxed_answer", "", gold
     if normalize_answer(answer) == normalize_answer(gold):
         return "exact_match", answer, gold
-    return None, answer[-MAX_ANSWER_CHARS:], gold[-MAX_ANSWER_CHARS:]
+    if len(gold) > MAX_ANSWER_CHARS:
+        return "gold_too_long", answer, gold
+    if len(answer) > MAX_ANSWER_CHARS:
+        return "too_long", answer, gold
+    return None, answer, gold
 
 
 def compute_score(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-# Answers longer than this are cut to their tail before they are sent: the server parses only the last 4000
-# characters anyway, and its per-string limit must never turn one runaway answer into a failed request.
+# Answers longer than this are not sent: the server parses at most 4000 characters of an answer (it never cuts one,
+# since the tail of a long matrix reads as another answer), and its per-string limit must never turn one runaway
+# answer into a failed request.
 MAX_ANSWER_CHARS = 4000
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")

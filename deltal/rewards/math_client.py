@@ -28,6 +28,7 @@ import httpx
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:6284"
+POOL_BROKEN = "pool_broken"  # the server's status for checks lost when its checker pool broke (it rebuilds it)
 START_HINT = "start it with `bash server/math/start.sh` (or point MATH_SERVER_URL at a running server)"
 
 
@@ -111,7 +112,13 @@ class MathServerClient:
             results = response.json()["results"]
             if len(results) != len(pairs):
                 raise RuntimeError(f"{self.url}/verify returned {len(results)} results for {len(pairs)} pairs")
-            return [result["status"] for result in results]
+            statuses = [result["status"] for result in results]
+            if POOL_BROKEN in statuses and attempt < self.retries:
+                # The server's checker pool broke under these checks and is rebuilding itself: ask again.
+                last_error = POOL_BROKEN
+                self._log_retry(last_error, attempt)
+                continue
+            return statuses
         raise RuntimeError(
             f"the math verification server at {self.url} did not answer after {self.retries + 1} attempts "
             f"(last error: {last_error}); {START_HINT}. Rewards are not computed without it."

@@ -10,20 +10,26 @@ skips it). It checks, and reports every failure at once:
 - the custom reward file exists;
 - the model is a local folder with ``config.json``, or a hub id (then it only warns: that needs the network or
   a filled Hugging Face cache);
-- a run on several nodes has a Ray cluster to join.
+- on a CUDA run: torch sees CUDA, this node has ``trainer.n_gpus_per_node`` GPUs (one-node runs), the rollout
+  engine is installed, and flash-attn is installed when the actor asks for ``flash_attention_2`` (verl's default);
+- a run on several nodes has a Ray cluster to join, and on every node of it deltal and verl import with the
+  driver's versions (one tiny Ray task per node: reward workers import ``pkg://deltal.rewards`` wherever Ray
+  places them).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,11 @@ REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model")
 # A Hugging Face hub id: "org/name", one slash, no path prefix.
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 DEFAULT_MATH_SERVER_URL_ENV = "MATH_SERVER_URL"
+# Seconds to wait for every Ray node to answer the environment probe (a cold node imports verl first).
+NODE_PROBE_TIMEOUT_S = 180.0
+# The packages every Ray node must import with the driver's version, and the module that proves it.
+NODE_PACKAGES = {"deltal": "deltal.rewards", "verl": "verl"}
+ROLLOUT_PACKAGES = {"vllm": "vllm", "sglang": "sglang"}
 
 
 class PreflightError(RuntimeError):
@@ -178,6 +189,176 @@ def check_ray_cluster(config: DictConfig) -> list[str]:
     ]
 
 
+def _ray_init_kwargs(config: DictConfig) -> dict:
+    ray_init = config.get("ray_kwargs", {}).get("ray_init", {}) or {}
+    return OmegaConf.to_container(ray_init, resolve=True) if isinstance(ray_init, DictConfig) else dict(ray_init)
+
+
+def check_cuda(config: DictConfig, torch_module=None) -> list[str]:
+    """On a CUDA run: torch sees CUDA and, on one node, at least ``trainer.n_gpus_per_node`` GPUs."""
+    if str(config.trainer.get("device", "cuda")) != "cuda":
+        return []
+    if torch_module is None:
+        import torch as torch_module
+    built_for = torch_module.version.cuda
+    if not torch_module.cuda.is_available():
+        build = f"a CUDA {built_for} build" if built_for else "a CPU-only build"
+        return [
+            f"CUDA is not available: torch {torch_module.__version__} is {build} and sees no GPU. Check that "
+            "`nvidia-smi` lists the GPUs; torch 2.11 from PyPI is built for CUDA 13 and needs an NVIDIA driver >= 580 "
+            "(upgrade the driver, or rerun bash setup.sh on a GPU node). Without GPUs, run the CPU quickstart: "
+            "bash train_scripts/quickstart-cpu.sh."
+        ]
+    wanted = int(config.trainer.get("n_gpus_per_node") or 0)
+    found = torch_module.cuda.device_count()
+    if int(config.trainer.get("nnodes", 1)) <= 1 and found < wanted:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        return [
+            f"trainer.n_gpus_per_node={wanted} but this node sees {found} GPU(s){shown}: set N_GPUS={found} "
+            "(trainer.n_gpus_per_node), or free the GPUs."
+        ]
+    return []
+
+
+def check_engines(config: DictConfig, find_spec: Callable = importlib.util.find_spec) -> list[str]:
+    """On a CUDA run: the rollout engine is installed, and flash-attn too when the actor asks for it."""
+    if str(config.trainer.get("device", "cuda")) != "cuda":
+        return []
+    problems = []
+    model = config.actor_rollout_ref.model
+    attention = (model.get("override_config") or {}).get("attn_implementation", "flash_attention_2")
+    if attention == "flash_attention_2" and find_spec("flash_attn") is None:
+        problems.append(
+            "flash-attn is not installed but the actor uses attn_implementation=flash_attention_2 (verl's default), "
+            "so the model load would fail. Install it (bash setup.sh without --skip-flash-attn), or use SDPA: "
+            "ATTN_IMPL=sdpa for the launch scripts, i.e. ++actor_rollout_ref.model.override_config."
+            "attn_implementation=sdpa actor_rollout_ref.model.use_remove_padding=False."
+        )
+    rollout = str(config.actor_rollout_ref.get("rollout", {}).get("name", ""))
+    package = ROLLOUT_PACKAGES.get(rollout)
+    if package and find_spec(package) is None:
+        problems.append(
+            f"actor_rollout_ref.rollout.name={rollout} but {package} is not installed in this environment. deltal "
+            "supports vLLM rollouts with FSDP training (bash setup.sh installs them): set rollout.name=vllm."
+        )
+    strategy = str(config.actor_rollout_ref.get("actor", {}).get("strategy", "fsdp"))
+    if strategy not in ("fsdp", "fsdp2"):
+        logger.warning(
+            "actor strategy %s is not a path deltal tests: its launch scripts and set-up cover vLLM + FSDP2 only",
+            strategy,
+        )
+    return problems
+
+
+def _make_node_probe(packages: dict[str, str]) -> Callable[[], dict]:
+    """The task run on each Ray node. Defined inside a function so Ray pickles it by value: a node without deltal
+    must still be able to run it and say what it lacks."""
+
+    def probe() -> dict:
+        import importlib
+        import importlib.metadata
+        import socket
+
+        report = {"host": socket.gethostname()}
+        for name, module in packages.items():
+            try:
+                importlib.import_module(module)
+                report[name] = importlib.metadata.version(name)
+            except Exception as exc:  # noqa: BLE001 - the report carries any failure back to the driver
+                report[name] = None
+                report[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+        return report
+
+    return probe
+
+
+def driver_versions() -> dict[str, str]:
+    """The versions of deltal and verl in this (the driver's) environment."""
+    return {name: importlib.metadata.version(name) for name in NODE_PACKAGES}
+
+
+def probe_ray_nodes(
+    expected: dict[str, str],
+    nnodes: int,
+    runtime_env: dict | None = None,
+    timeout_s: float = NODE_PROBE_TIMEOUT_S,
+) -> list[str]:
+    """Problems found by one tiny task on every alive node of the connected Ray cluster (Ray must be initialised):
+    too few nodes, or a node where deltal or verl does not import or has another version than ``expected``."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    problems = []
+    if len(nodes) < nnodes:
+        problems.append(
+            f"trainer.nnodes={nnodes} but the Ray cluster has {len(nodes)} node(s): run "
+            "`ray start --address=<head-ip>:6379` on every node, then check `ray status`."
+        )
+    probe = ray.remote(_make_node_probe(NODE_PACKAGES))
+    options = {"num_cpus": 0, "max_retries": 0}
+    if runtime_env:
+        options["runtime_env"] = runtime_env
+    refs = {
+        node["NodeID"]: probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False), **options
+        ).remote()
+        for node in nodes
+    }
+    addresses = {node["NodeID"]: node["NodeManagerAddress"] for node in nodes}
+    ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)
+    fix = (
+        "every node needs the same environment with deltal installed (run bash setup.sh on each node or share "
+        "one env), because Ray places reward and trainer workers on any node"
+    )
+    for node_id, ref in refs.items():
+        address = addresses[node_id]
+        if ref not in ready:
+            problems.append(f"Ray node {address} did not answer the environment probe within {timeout_s:.0f} s.")
+            continue
+        try:
+            report = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - a node whose worker cannot even start is reported like the rest
+            problems.append(f"Ray node {address} could not run the environment probe ({type(exc).__name__}): {fix}.")
+            continue
+        where = f"Ray node {address} ({report['host']})"
+        for name, version in expected.items():
+            if report.get(name) is None:
+                problems.append(f"{where} cannot import {name} ({report.get(f'{name}_error')}): {fix}.")
+            elif report[name] != version:
+                problems.append(f"{where} has {name} {report[name]} but the driver has {version}: {fix}.")
+    return problems
+
+
+def check_ray_nodes(config: DictConfig) -> list[str]:
+    """On a run over several nodes: probe each node's environment (see probe_ray_nodes) under the run's runtime env,
+    joining the Ray cluster for the probe unless this process is already connected."""
+    nnodes = int(config.trainer.get("nnodes", 1))
+    ray_init = _ray_init_kwargs(config)
+    address = ray_init.get("address") or os.environ.get("RAY_ADDRESS")
+    if nnodes <= 1 or not address:
+        return []
+    import ray
+
+    # Unset keys (verl's config carries e.g. py_executable: null) are left to Ray's defaults.
+    runtime_env = {key: value for key, value in (ray_init.get("runtime_env") or {}).items() if value is not None}
+    joined = not ray.is_initialized()
+    if joined:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - any connection failure is reported with its fix
+            return [
+                f"cannot join the Ray cluster at {address} ({type(exc).__name__}: {exc}): check `ray status` on the "
+                "head node and RAY_ADDRESS."
+            ]
+    try:
+        return probe_ray_nodes(driver_versions(), nnodes, runtime_env=runtime_env or None)
+    finally:
+        if joined:
+            ray.shutdown()
+
+
 def check_registration() -> list[str]:
     """Problems when verl did not load deltal's estimators."""
     from deltal.verl_adapter.registration import assert_registered
@@ -212,7 +393,11 @@ def run_preflight(config: DictConfig) -> None:
         problems += check_math_server(math_server_url(config))
 
     problems += check_model(str(config.actor_rollout_ref.model.path))
-    problems += check_ray_cluster(config)
+    problems += check_cuda(config)
+    problems += check_engines(config)
+    cluster_problems = check_ray_cluster(config)
+    # Probing the nodes takes a Ray connection: only worth it once everything local is in order.
+    problems += cluster_problems or ([] if problems else check_ray_nodes(config))
 
     if problems:
         raise PreflightError(f"{len(problems)} problem(s):\n" + "\n".join(f"- {problem}" for problem in problems))

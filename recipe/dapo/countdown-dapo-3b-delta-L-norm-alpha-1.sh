@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# CountDown, Qwen2.5-3B, max response length 3072, 1000 steps (paper section 4.3, Figure 9):
-# dynamic sampling and clip-higher with ΔL Normalization, α = 1 (no overlong filtering, no soft punishment).
-# Launch: bash recipe/dapo/countdown-dapo-3b-delta-L-norm-alpha-1.sh [extra hydra overrides]
-# Knobs: train_scripts/README.md; shared settings: train_scripts/common.sh. Tested against verl 0.9.1.
+# CountDown, Qwen2.5-3B, max response length 3072 (paper section 4.3, Figure 9):
+# full DAPO with ΔL Normalization, α = 1 (no soft punishment, no overlong filtering).
+# SETTINGS=reference-dapo: the settings of the reference repository's recipe of the same name (dynamic sampling
+# with up to 3 x 128 prompts in flight, 8 responses per prompt, clip 0.2 / 0.3, dual-clip 10, the dapo reward
+# manager, offload); each difference is a row of the parity table in train_scripts/README.md.
+# Launch: bash recipe/dapo/countdown-dapo-3b-delta-L-norm-alpha-1.sh [extra hydra overrides]. Tested against verl 0.9.1.
 set -xeuo pipefail
 
 TASK=countdown
 MODEL=qwen2.5-3b
 RUN_METHOD=dapo_delta_l_alpha_1
+SETTINGS=reference-dapo
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B}
-MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
-TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-1000}
 ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
-# Dynamic sampling: groups whose responses all score the same are dropped and refilled with new prompts.
-MAX_INFLIGHT_GEN_BATCHES=${MAX_INFLIGHT_GEN_BATCHES:-1}
 source "$(dirname "${BASH_SOURCE[0]}")/../../train_scripts/common.sh"
 
 "$DELTAL_PYTHON" -m deltal.train \
@@ -22,5 +21,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../train_scripts/common.sh"
   algorithm.filter_groups.enable=True \
   algorithm.filter_groups.metric=acc \
   algorithm.filter_groups.max_inflight_gen_batches="$MAX_INFLIGHT_GEN_BATCHES" \
+  reward.reward_manager.name=dapo \
   "${DELTAL_OVERRIDES[@]}" \
   "$@"

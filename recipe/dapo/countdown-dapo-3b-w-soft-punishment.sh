@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# CountDown, Qwen2.5-3B, max response length 3072, 1000 steps (paper section 4.3, Figure 9):
+# CountDown, Qwen2.5-3B, max response length 3072 (paper section 4.3, Figure 9):
 # full DAPO with soft overlong punishment over the last 2048 tokens.
-# Launch: bash recipe/dapo/countdown-dapo-3b-w-soft-punishment.sh [extra hydra overrides]
-# Knobs: train_scripts/README.md; shared settings: train_scripts/common.sh. Tested against verl 0.9.1.
+# SETTINGS=reference-dapo: the settings of the reference repository's recipe of the same name (dynamic sampling
+# with up to 3 x 128 prompts in flight, 8 responses per prompt, clip 0.2 / 0.3, dual-clip 10, the dapo reward
+# manager, offload); each difference is a row of the parity table in train_scripts/README.md.
+# Launch: bash recipe/dapo/countdown-dapo-3b-w-soft-punishment.sh [extra hydra overrides]. Tested against verl 0.9.1.
 set -xeuo pipefail
 
 TASK=countdown
 MODEL=qwen2.5-3b
 RUN_METHOD=dapo_w_soft_punishment
+SETTINGS=reference-dapo
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B}
-MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
-TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-1000}
 ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
+# The reference ran its soft-punishment recipes on 8 GPUs, the others on 4.
+N_GPUS=${N_GPUS:-8}
 # DAPO soft punishment: the reward falls linearly from 0 to -PENALTY_FACTOR over the last OVERLONG_BUFFER_LEN tokens.
 OVERLONG_BUFFER_LEN=${OVERLONG_BUFFER_LEN:-2048}
 OVERLONG_PENALTY_FACTOR=${OVERLONG_PENALTY_FACTOR:-1.0}
-# Dynamic sampling: groups whose responses all score the same are dropped and refilled with new prompts.
-MAX_INFLIGHT_GEN_BATCHES=${MAX_INFLIGHT_GEN_BATCHES:-1}
 source "$(dirname "${BASH_SOURCE[0]}")/../../train_scripts/common.sh"
 
 "$DELTAL_PYTHON" -m deltal.train \

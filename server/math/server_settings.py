@@ -34,6 +34,7 @@ class ServerSettings:
     batch_deadline_s: float = 300.0  # MATH_SERVER_BATCH_DEADLINE: a request's checks not done by then are cancelled
     max_batch: int = 4096  # MATH_SERVER_MAX_BATCH: pairs per /verify request
     max_body_bytes: int = 16 * 1024 * 1024  # MATH_SERVER_MAX_BODY_BYTES: larger requests get 413
+    body_timeout_s: float = 30.0  # MATH_SERVER_BODY_TIMEOUT: a request body not complete by then gets 408
     max_answer_chars: int = 1024 * 1024  # MATH_SERVER_MAX_ANSWER_CHARS: longer strings get 422
     parse_tail_chars: int = 4000  # MATH_SERVER_PARSE_TAIL_CHARS: only this many trailing characters are parsed
     worker_memory_mb: int = 2048  # MATH_SERVER_WORKER_MEMORY_MB: RLIMIT_AS of each checker process
@@ -57,6 +58,7 @@ class ServerSettings:
             batch_deadline_s=_env_number("MATH_SERVER_BATCH_DEADLINE", defaults.batch_deadline_s, float, 1.0),
             max_batch=_env_number("MATH_SERVER_MAX_BATCH", defaults.max_batch, int, 1),
             max_body_bytes=_env_number("MATH_SERVER_MAX_BODY_BYTES", defaults.max_body_bytes, int, 1024),
+            body_timeout_s=_env_number("MATH_SERVER_BODY_TIMEOUT", defaults.body_timeout_s, float, 0.1),
             max_answer_chars=_env_number("MATH_SERVER_MAX_ANSWER_CHARS", defaults.max_answer_chars, int, 1),
             parse_tail_chars=_env_number("MATH_SERVER_PARSE_TAIL_CHARS", defaults.parse_tail_chars, int, 16),
             worker_memory_mb=_env_number("MATH_SERVER_WORKER_MEMORY_MB", defaults.worker_memory_mb, int, 256),

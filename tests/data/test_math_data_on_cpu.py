@@ -83,7 +83,7 @@ def test_command_line_builds_files_and_reports_them(tmp_path, capsys):
         ([{"from": "human", "value": "q"}], "two-turn conversation"),
         ([[{"from": "human", "value": "q"}, {"from": "assistant", "value": "2"}]], "ground_truth.value"),
         ([[{"from": "human", "value": " "}, {"from": "assistant", "ground_truth": {"value": "2"}}]], "no question"),
-        ([[{"from": "human", "value": "q"}, {"from": "assistant", "ground_truth": {"value": ""}}]], "answer is empty"),
+        ([[{"from": "human", "value": "q"}, {"from": "assistant", "ground_truth": {"value": ""}}]], "has an answer"),
     ],
 )
 def test_malformed_orz_training_data_raises_naming_the_expected_format(tmp_path, payload, message):

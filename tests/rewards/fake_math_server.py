@@ -17,11 +17,13 @@ def same_value(prediction: str, ground_truth: str) -> bool:
 
 
 class FakeMathServer:
-    """``/verify`` judges with same_value; ``fail_next`` queues HTTP error codes to answer with first."""
+    """``/verify`` judges with same_value; ``fail_next`` queues HTTP error codes to answer with first;
+    ``pool_broken_next`` answers that many calls with every check ``pool_broken`` (a pool that broke mid-request)."""
 
     def __init__(self, health_status: int = 200):
         self.verify_calls: list[int] = []  # pairs per /verify call, in arrival order
         self.fail_next: list[int] = []
+        self.pool_broken_next = 0
         self.health_status = health_status
         fake = self
 
@@ -46,6 +48,10 @@ class FakeMathServer:
                     self._reply(fake.fail_next.pop(0), {"detail": "injected failure"})
                     return
                 fake.verify_calls.append(len(pairs))
+                if fake.pool_broken_next:
+                    fake.pool_broken_next -= 1
+                    self._reply(200, {"results": [{"equal": False, "status": "pool_broken"} for _ in pairs]})
+                    return
                 verdicts = [same_value(pair["prediction"], pair["ground_truth"]) for pair in pairs]
                 results = [{"equal": equal, "status": "equal" if equal else "not_equal"} for equal in verdicts]
                 self._reply(200, {"results": results})

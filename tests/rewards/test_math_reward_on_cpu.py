@@ -83,6 +83,17 @@ def test_exact_match_and_missing_answer_are_scored_without_the_server(dead_url):
     assert shared_batcher(dead_url).requests_sent == 0
 
 
+def test_an_answer_longer_than_the_server_parses_is_never_cut_and_scores_0_without_the_server(dead_url):
+    ones = "\\begin{pmatrix}" + "\\\\".join(["&".join(["1"] * 60)] * 60) + "\\end{pmatrix}"
+    assert math_reward.compute_score("math500", f"so \\boxed{{{ones}}}", "1") == {
+        "score": 0.0,
+        "acc": 0.0,
+        "status": "too_long",
+    }
+    assert math_reward.compute_score("math500", "\\boxed{1}", ones)["status"] == "gold_too_long"
+    assert shared_batcher(dead_url).requests_sent == 0
+
+
 def test_numeric_ground_truths_are_compared_as_integers_when_integral(dead_url):
     assert math_reward.compute_score("amc", "\\boxed{142}", 142.0)["status"] == "exact_match"
 
@@ -127,6 +138,15 @@ def test_transient_server_errors_are_retried(fake_server):
     client = MathServerClient(fake_server.url, retries=3, backoff_s=0.01)
     assert client.verify([("0.5", "1/2"), ("2", "3")]) == ["equal", "not_equal"]
     assert fake_server.fail_next == []
+
+
+def test_checks_lost_to_a_broken_server_pool_are_asked_again(fake_server):
+    fake_server.pool_broken_next = 2
+    client = MathServerClient(fake_server.url, retries=3, backoff_s=0.01)
+    assert client.verify([("0.5", "1/2"), ("2", "3")]) == ["equal", "not_equal"]
+    assert fake_server.verify_calls == [2, 2, 2]
+    fake_server.pool_broken_next = 5  # still broken when the retries run out: the status is passed on, scored 0
+    assert MathServerClient(fake_server.url, retries=1, backoff_s=0.01).verify([("1", "1")]) == ["pool_broken"]
 
 
 def test_a_rejected_request_raises_at_once_with_the_http_status(fake_server):

@@ -19,6 +19,28 @@ START_SH = REPO / "server" / "math" / "start.sh"
 INNER_TIMEOUT_S = 1
 HARD_TIMEOUT_S = 3.0
 MAX_BODY_BYTES = 4 * 1024 * 1024
+BODY_TIMEOUT_S = 3.0
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live (not zombie) child processes of ``pid``, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    return children
+
+
+def is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def free_port() -> int:
@@ -41,6 +63,7 @@ class MathServerProcess:
             "MATH_SERVER_TIMEOUT": str(HARD_TIMEOUT_S),
             "MATH_SERVER_INNER_TIMEOUT": str(INNER_TIMEOUT_S),
             "MATH_SERVER_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+            "MATH_SERVER_BODY_TIMEOUT": str(BODY_TIMEOUT_S),
             "MATH_SERVER_LOG_LEVEL": "warning",
             **extra_env,
         }
@@ -62,6 +85,13 @@ class MathServerProcess:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"math server not healthy after {timeout_s}s: {self.log_path.read_text()}")
+
+    def forkserver_pid(self) -> int:
+        """The checker pool's forkserver: the server's child whose command line names it."""
+        for pid in child_pids(self.process.pid):  # start.sh execs uvicorn, so this pid is the server's
+            if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        raise RuntimeError("the math server has no forkserver child")
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -3,11 +3,14 @@ input in time, keeps one hung item from delaying a batch, stays healthy afterwar
 requests with 4xx responses that never echo the input."""
 
 import json
+import socket
 import time
 
 import httpx
 import pytest
-from math_server_process import HARD_TIMEOUT_S, INNER_TIMEOUT_S, MAX_BODY_BYTES
+from math_server_process import BODY_TIMEOUT_S, HARD_TIMEOUT_S, INNER_TIMEOUT_S, MAX_BODY_BYTES
+
+from deltal.rewards.math import compute_score
 
 # (prediction, ground truth, expected equal); pairs of the kind measured for docs/math-verification.md.
 EQUIVALENCE_TABLE = [
@@ -57,6 +60,30 @@ EQUIVALENCE_TABLE = [
     ("\\frac{a}{b", "\\frac{a}{b}", False),
     ("1e3", "1000", False),  # known limitation: e is read as Euler's number
 ]
+# Currency, units, percent and thousands separators, in both directions (an escaped \$ is a price, not math mode).
+EVERYDAY_TABLE = [
+    ("\\$5", "5", True),
+    ("5", "\\$5", True),
+    ("\\$18.90", "18.90", True),
+    ("18.90", "\\$18.90", True),
+    ("\\$1,000", "1000", True),
+    ("1000", "\\$1,000", True),
+    ("\\$4", "4 \\text{ dollars}", True),
+    ("\\$6", "\\$5", False),
+    ("6", "\\$5", False),
+    ("12\\text{ cm}", "12", True),
+    ("12", "12 \\text{ cm}", True),
+    ("100\\text{ km}", "100", True),
+    ("13", "12\\text{ cm}", False),
+    ("10\\%", "10", True),
+    ("10", "10\\%", True),
+    ("11", "10\\%", False),
+    ("1{,}000", "1000", True),
+    ("1000", "1{,}000", True),
+    ("1,234,567", "1234567", True),
+    ("1234567", "1,234,567", True),
+    ("1,001", "1000", False),
+]
 
 ADVERSARIAL_PREDICTIONS = {
     "power tower": "$9^{9^{9^{9}}}$",
@@ -105,6 +132,38 @@ def test_verify_matches_the_equivalence_table_in_order(math_server):
         assert (result["status"] == "equal") is result["equal"]
 
 
+def test_verify_scores_currency_units_percent_and_thousands(math_server):
+    results = verify(math_server, [(pred, gold) for pred, gold, _ in EVERYDAY_TABLE])
+    assert [result["equal"] for result in results] == [expected for _, _, expected in EVERYDAY_TABLE]
+
+
+@pytest.mark.parametrize(("prediction", "gold", "expected"), EVERYDAY_TABLE)
+def test_is_equal_scores_currency_units_percent_and_thousands(math_server, prediction, gold, expected):
+    response = post(math_server, "/is_equal", json={"str1": prediction, "str2": gold})
+    assert response.json()["equal"] is expected
+
+
+def test_the_math_reward_scores_a_boxed_dollar_answer_1_end_to_end(math_server, monkeypatch):
+    monkeypatch.setenv("MATH_SERVER_URL", math_server.url)
+    assert compute_score("math500", "The total is \\boxed{\\$5}.", "5")["score"] == 1.0
+    assert compute_score("math500", "The total is \\boxed{5}.", "\\$5")["score"] == 1.0
+
+
+def test_a_long_answer_is_never_judged_by_its_tail(math_server):
+    ones = "\\begin{pmatrix}" + "\\\\".join(["&".join(["1"] * 60)] * 60) + "\\end{pmatrix}"
+    assert verify(math_server, [(ones, "1"), ("1", ones)]) == [
+        {"equal": False, "status": "too_long"},
+        {"equal": False, "status": "gold_too_long"},
+    ]
+
+
+def test_plain_numbers_are_decided_by_the_fast_path_with_math_verifys_verdicts(math_server):
+    before = httpx.get(f"{math_server.url}/health", timeout=5).json()["fast_path_decided"]
+    results = verify(math_server, [("0.5", "\\frac{1}{2}"), ("x = 7", "7"), ("0.7", "\\frac{3}{5}"), ("41", "42")])
+    assert [result["status"] for result in results] == ["equal", "equal", "not_equal", "not_equal"]
+    assert httpx.get(f"{math_server.url}/health", timeout=5).json()["fast_path_decided"] == before + 4
+
+
 def test_is_equal_takes_the_prediction_as_str1_and_the_gold_as_str2(math_server):
     response = post(math_server, "/is_equal", json={"str1": "0.6", "str2": "\\frac{3}{5}"})
     assert response.json() == {"equal": True, "status": "equal"}
@@ -132,7 +191,7 @@ def test_a_one_megabyte_answer_within_the_body_limit_is_checked_by_its_tail(math
     assert len(prose) > 1_000_000
     started = time.monotonic()
     results = verify(math_server, [(prose, "42"), ("1" * 1_000_000, "5")])
-    assert [result["equal"] for result in results] == [True, False]
+    assert results == [{"equal": True, "status": "equal"}, {"equal": False, "status": "too_long"}]
     assert time.monotonic() - started < HARD_TIMEOUT_S + SLACK_S
 
 
@@ -208,6 +267,19 @@ def test_an_oversized_body_gets_413_by_content_length_and_when_streamed(math_ser
 
     response = post(math_server, "/is_equal", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+def test_a_body_that_stalls_gets_408_and_the_connection_is_closed(math_server):
+    head = "POST /is_equal HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", math_server.port), timeout=BODY_TIMEOUT_S + SLACK_S) as sock:
+        started = time.monotonic()
+        sock.sendall(head.encode() + b'{"str1": "')  # 10 of the 100 bytes declared, then nothing
+        reply = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after answering
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+    assert b"request body not received" in reply
+    assert time.monotonic() - started < BODY_TIMEOUT_S + SLACK_S
 
 
 def test_a_batch_over_the_size_limit_gets_422(math_server):

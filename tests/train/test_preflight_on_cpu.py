@@ -1,14 +1,21 @@
-"""deltal.train.preflight stops a run before Ray starts when its data, math server, plugin, model or cluster is not
-ready, with a message that names the fix, and lets a ready run through."""
+"""deltal.train.preflight stops a run before Ray starts when its data, math server, plugin, model, GPUs, engines or
+cluster is not ready, with a message that names the fix, and lets a ready run through.
+
+GPU facts are simulated (a stand-in torch module, a stand-in package finder); the per-node Ray probe runs for real on
+a local one-node Ray cluster, with a runtime env whose PYTHONPATH hides deltal or fakes another version of it."""
 
 from __future__ import annotations
 
 import http.server
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,7 +55,7 @@ def countdown_config(tmp_path, model_dir):
             "data": {"train_files": train, "val_files": test},
             "reward": {"custom_reward_function": {"path": "pkg://deltal.rewards", "name": "compute_score_async"}},
             "actor_rollout_ref": {"model": {"path": model_dir}},
-            "trainer": {"nnodes": 1},
+            "trainer": {"nnodes": 1, "device": "cpu", "n_gpus_per_node": 1},
             "ray_kwargs": {"ray_init": {"num_cpus": None}},
         }
     )
@@ -70,7 +77,7 @@ def math_config(tmp_path, model_dir, url: str):
             "data": {"train_files": files["train"], "val_files": [files["math500"], files["aime2024"]]},
             "reward": {"custom_reward_function": {"path": "pkg://deltal.rewards.math", "name": "compute_score_async"}},
             "actor_rollout_ref": {"model": {"path": model_dir}},
-            "trainer": {"nnodes": 1},
+            "trainer": {"nnodes": 1, "device": "cpu", "n_gpus_per_node": 1},
             "ray_kwargs": {"ray_init": {"runtime_env": {"env_vars": {"MATH_SERVER_URL": url}}}},
         }
     )
@@ -223,8 +230,11 @@ def test_several_nodes_need_a_ray_cluster_to_join(countdown_config, registered, 
     countdown_config.trainer.nnodes = 2
     with pytest.raises(PreflightError, match="export RAY_ADDRESS"):
         run_preflight(countdown_config)
+    probed = []
+    monkeypatch.setattr(preflight, "check_ray_nodes", lambda config: probed.append(config) or [])
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     run_preflight(countdown_config)
+    assert len(probed) == 1, "a run on several nodes probes every node's environment"
 
 
 def test_every_problem_is_reported_at_once(countdown_config, registered, tmp_path):
@@ -236,3 +246,125 @@ def test_every_problem_is_reported_at_once(countdown_config, registered, tmp_pat
     message = str(error.value)
     assert message.startswith("3 problem(s):")
     assert "a.parquet" in message and "b.parquet" in message and "no_model" in message
+
+
+def fake_torch(available: bool, count: int = 0, cuda: str | None = "13.0") -> SimpleNamespace:
+    return SimpleNamespace(
+        __version__="2.11.0",
+        version=SimpleNamespace(cuda=cuda),
+        cuda=SimpleNamespace(is_available=lambda: available, device_count=lambda: count),
+    )
+
+
+def gpu_config(n_gpus: int = 8, nnodes: int = 1, **model) -> OmegaConf:
+    return OmegaConf.create(
+        {
+            "trainer": {"device": "cuda", "n_gpus_per_node": n_gpus, "nnodes": nnodes},
+            "actor_rollout_ref": {"model": model, "rollout": {"name": "vllm"}, "actor": {"strategy": "fsdp2"}},
+        }
+    )
+
+
+def test_no_cuda_names_the_driver_and_the_cpu_quickstart():
+    (problem,) = preflight.check_cuda(gpu_config(), fake_torch(available=False))
+    assert "CUDA is not available" in problem and "CUDA 13.0 build" in problem
+    assert "nvidia-smi" in problem and "driver >= 580" in problem and "quickstart-cpu.sh" in problem
+    (problem,) = preflight.check_cuda(gpu_config(), fake_torch(available=False, cuda=None))
+    assert "CPU-only build" in problem
+
+
+def test_fewer_gpus_than_n_gpus_names_the_count_to_set(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    (problem,) = preflight.check_cuda(gpu_config(n_gpus=8), fake_torch(available=True, count=4))
+    assert "trainer.n_gpus_per_node=8 but this node sees 4 GPU(s) (CUDA_VISIBLE_DEVICES=0,1,2,3)" in problem
+    assert "set N_GPUS=4" in problem
+    assert preflight.check_cuda(gpu_config(n_gpus=4), fake_torch(available=True, count=4)) == []
+    # Several nodes: the driver's own count says nothing about the others (the Ray probe counts nodes).
+    assert preflight.check_cuda(gpu_config(n_gpus=8, nnodes=2), fake_torch(available=True, count=0)) == []
+
+
+def test_cpu_runs_skip_the_gpu_checks(countdown_config):
+    assert preflight.check_cuda(countdown_config, fake_torch(available=False)) == []
+    assert preflight.check_engines(countdown_config, find_spec=lambda name: None) == []
+
+
+def test_missing_flash_attn_stops_a_flash_attention_run_with_the_sdpa_fix():
+    missing = {"flash_attn"}
+
+    def find_spec(name):
+        return None if name in missing else object()
+
+    (problem,) = preflight.check_engines(gpu_config(), find_spec)
+    assert "flash-attn is not installed" in problem and "ATTN_IMPL=sdpa" in problem
+    assert "use_remove_padding=False" in problem and "bash setup.sh" in problem
+    sdpa = gpu_config(override_config={"attn_implementation": "sdpa"}, use_remove_padding=False)
+    assert preflight.check_engines(sdpa, find_spec) == []
+    missing.clear()
+    assert preflight.check_engines(gpu_config(), find_spec) == []
+
+
+def test_uninstalled_rollout_engine_points_to_the_supported_vllm_path():
+    config = gpu_config(override_config={"attn_implementation": "sdpa"})
+    config.actor_rollout_ref.rollout.name = "sglang"
+    (problem,) = preflight.check_engines(config, lambda name: None if name == "sglang" else object())
+    assert "rollout.name=sglang but sglang is not installed" in problem and "rollout.name=vllm" in problem
+
+
+RAY_PROBE_SCRIPT = """
+import json, sys, ray
+from omegaconf import OmegaConf
+from deltal.train import preflight
+ray.init(num_cpus=1, include_dashboard=False, _temp_dir=sys.argv[1], logging_level="ERROR")
+expected = preflight.driver_versions()
+hidden, other_version = sys.argv[2], sys.argv[3]
+results = {
+    "same_env": preflight.probe_ray_nodes(expected, nnodes=1),
+    "hidden": preflight.probe_ray_nodes(expected, nnodes=1, runtime_env={"env_vars": {"PYTHONPATH": hidden}}),
+    "other_version": preflight.probe_ray_nodes(
+        expected, nnodes=1, runtime_env={"env_vars": {"PYTHONPATH": other_version}}
+    ),
+    "too_few_nodes": preflight.probe_ray_nodes(expected, nnodes=2),
+    # The entry point: a two-node run whose runtime env (as verl's config writes it) hides deltal.
+    "from_config": preflight.check_ray_nodes(OmegaConf.create({
+        "trainer": {"nnodes": 2},
+        "ray_kwargs": {"ray_init": {"address": "auto", "runtime_env": {
+            "py_executable": None, "env_vars": {"PYTHONPATH": hidden},
+        }}},
+    })),
+}
+ray.shutdown()
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow  # one local Ray cluster and three worker processes that import verl: about 30 s on 2 cores
+def test_ray_node_probe_finds_a_node_without_deltal_or_with_another_version(tmp_path, ray_tmp_dir):
+    # A node "without deltal": a package of that name first on the path, which fails to import.
+    hidden = tmp_path / "hidden"
+    (hidden / "deltal").mkdir(parents=True)
+    (hidden / "deltal" / "__init__.py").write_text("raise ImportError('deltal is not installed on this node')\n")
+    # A node with another deltal: the real package, but metadata that says 0.0.1 found first.
+    other = tmp_path / "other"
+    (other / "deltal-0.0.1.dist-info").mkdir(parents=True)
+    (other / "deltal-0.0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: deltal\nVersion: 0.0.1\n")
+    result = subprocess.run(
+        [sys.executable, "-c", RAY_PROBE_SCRIPT, ray_tmp_dir, str(hidden), str(other)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        # Ray puts the driver's working folder first on its workers' path: keep the checkout out of it.
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["same_env"] == []
+    (problem,) = found["hidden"]
+    assert "cannot import deltal (ImportError: deltal is not installed on this node)" in problem
+    assert "every node needs the same environment with deltal installed" in problem
+    (problem,) = found["other_version"]
+    assert "has deltal 0.0.1 but the driver has" in problem
+    (problem,) = found["too_few_nodes"]
+    assert "trainer.nnodes=2 but the Ray cluster has 1 node(s)" in problem
+    too_few, hidden_node = found["from_config"]
+    assert "trainer.nnodes=2" in too_few and "cannot import deltal" in hidden_node

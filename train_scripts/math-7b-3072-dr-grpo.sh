@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Math, Qwen2.5-7B, max response length 3072, 1 epoch: DAPO Norm.
-# Launch: bash train_scripts/math-7b-dapo-norm.sh [extra hydra overrides]
-# Knobs (N_GPUS, DATA_DIR, SEED, ...) are in train_scripts/README.md; shared settings in train_scripts/common.sh.
+# Math, Qwen2.5-7B, max response length 3072, 1 epoch: Dr. GRPO (the paper's run).
+# Launch: bash train_scripts/math-7b-3072-dr-grpo.sh [extra hydra overrides]
+# SETTINGS=paper: the paper's Appendix A.2 values; knobs and the parity table: train_scripts/README.md.
 set -xeuo pipefail
 
 TASK=math
 MODEL=qwen2.5-7b
-RUN_METHOD=dapo_norm
+RUN_METHOD=dr_grpo
+SETTINGS=paper
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-7B}
 MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
 TOTAL_EPOCHS=${TOTAL_EPOCHS:-1}
@@ -14,6 +15,6 @@ ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-2}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$DELTAL_PYTHON" -m deltal.train \
-  method=dapo_norm \
+  method=dr_grpo \
   "${DELTAL_OVERRIDES[@]}" \
   "$@"

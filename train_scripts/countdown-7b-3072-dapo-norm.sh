@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# CountDown, Qwen2.5-7B, max response length 3072, 500 steps: Dr. GRPO Norm.
-# Launch: bash train_scripts/countdown-7b-dr-grpo-norm.sh [extra hydra overrides]
-# Knobs (N_GPUS, DATA_DIR, SEED, ...) are in train_scripts/README.md; shared settings in train_scripts/common.sh.
+# CountDown, Qwen2.5-7B, max response length 3072, 500 steps: DAPO Norm (the paper's run).
+# Launch: bash train_scripts/countdown-7b-3072-dapo-norm.sh [extra hydra overrides]
+# SETTINGS=paper: the paper's Appendix A.2 values; knobs and the parity table: train_scripts/README.md.
 set -xeuo pipefail
 
 TASK=countdown
 MODEL=qwen2.5-7b
-RUN_METHOD=dr_grpo_norm
+RUN_METHOD=dapo_norm
+SETTINGS=paper
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-7B}
 MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
 TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-500}
@@ -14,6 +15,6 @@ ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-2}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$DELTAL_PYTHON" -m deltal.train \
-  method=dr_grpo_norm \
+  method=dapo_norm \
   "${DELTAL_OVERRIDES[@]}" \
   "$@"

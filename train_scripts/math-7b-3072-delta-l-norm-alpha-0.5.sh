@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Math, Qwen2.5-7B, max response length 3072, 1 epoch: ΔL Normalization, α = 0.5.
-# Launch: bash train_scripts/math-7b-delta-l-norm-alpha-0.5.sh [extra hydra overrides]
-# Knobs (N_GPUS, DATA_DIR, SEED, ...) are in train_scripts/README.md; shared settings in train_scripts/common.sh.
+# Math, Qwen2.5-7B, max response length 3072, 1 epoch: ΔL Normalization, α = 0.5 (the paper's run).
+# Launch: bash train_scripts/math-7b-3072-delta-l-norm-alpha-0.5.sh [extra hydra overrides]
+# SETTINGS=paper: the paper's Appendix A.2 values; knobs and the parity table: train_scripts/README.md.
 set -xeuo pipefail
 
 TASK=math
 MODEL=qwen2.5-7b
 RUN_METHOD=delta_l_alpha_0.5
+SETTINGS=paper
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-7B}
 MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
 TOTAL_EPOCHS=${TOTAL_EPOCHS:-1}

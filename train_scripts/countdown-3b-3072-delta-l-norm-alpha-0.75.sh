@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# CountDown, Qwen2.5-3B, max response length 3072, 1000 steps: ΔL Normalization, α = 0.75 (the paper's run).
+# Launch: bash train_scripts/countdown-3b-3072-delta-l-norm-alpha-0.75.sh [extra hydra overrides]
+# SETTINGS=paper: the paper's Appendix A.2 values; knobs and the parity table: train_scripts/README.md.
+set -xeuo pipefail
+
+TASK=countdown
+MODEL=qwen2.5-3b
+RUN_METHOD=delta_l_alpha_0.75
+SETTINGS=paper
+BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B}
+MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3072}
+TOTAL_TRAINING_STEPS=${TOTAL_TRAINING_STEPS:-1000}
+ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+"$DELTAL_PYTHON" -m deltal.train \
+  method=delta_l \
+  algorithm.grpopp_config.alpha=0.75 \
+  "${DELTAL_OVERRIDES[@]}" \
+  "$@"

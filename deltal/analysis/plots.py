@@ -3,7 +3,10 @@
 Writes one PNG per (model, quantity) into the output directory, named ``{task}__{model}__{quantity}.png``. Seeds of
 the same method are averaged per step. The score is the paper's (CountDown Avg@k; Math weighted Avg@k); the
 training quantities are verl's ``response_length/mean`` and ``actor/entropy``, plus deltal's own
-``deltal/adv_weight/std`` and ``deltal/truncated_fraction`` when the run logged them.
+``deltal/adv_weight/std``, ``deltal/truncated_fraction`` and the variance telemetry when the run logged them: each
+method's CV relative to ΔL(α=1) on its own batches (``deltal/variance/cv_ratio_to_optimal``) and its expectation
+scale relative to 1/M (``deltal/bias/scale_ratio``), and per model one figure of what each baseline aggregator would
+have cost on the same batches (``deltal/variance/cv_ratio/<aggregator>``, averaged over the model's runs).
 Uses matplotlib's object API (Agg canvas), so no display is needed.
 Command line: ``python -m deltal.analysis curves runs.csv --task countdown|math --out DIR``.
 """
@@ -28,7 +31,11 @@ TRAINING_CURVES: dict[str, str] = {
     "entropy": "actor/entropy",
     "adv_weight_std": "deltal/adv_weight/std",
     "truncated_fraction": "deltal/truncated_fraction",
+    "cv_ratio_to_optimal": "deltal/variance/cv_ratio_to_optimal",
+    "scale_ratio": "deltal/bias/scale_ratio",
 }
+# deltal/variance/cv_ratio/<aggregator>: a baseline's CV ratio evaluated on the logged run's batches.
+COUNTERFACTUAL_PREFIX = "deltal/variance/cv_ratio/"
 EXPECTED_CURVES = ("response_length", "entropy")
 
 
@@ -93,6 +100,22 @@ def plot_curves(
             written.append(
                 plot_lines(
                     curve, "value", f"{task} {model}: {metric}", metric, out_dir / f"{stem}__{quantity}.png", smooth
+                )
+            )
+        counterfactual = of_model[of_model["metric"].str.startswith(COUNTERFACTUAL_PREFIX)]
+        if not counterfactual.empty:
+            # plot_lines draws one line per "method": here, per aggregator evaluated on every run's batches
+            by_aggregator = counterfactual.assign(
+                method=counterfactual["metric"].str.removeprefix(COUNTERFACTUAL_PREFIX)
+            )
+            written.append(
+                plot_lines(
+                    by_aggregator,
+                    "value",
+                    f"{task} {model}: CV / CV of ΔL(α=1) on the logged batches",
+                    "CV ratio (1 = minimum)",
+                    out_dir / f"{stem}__cv_ratio_by_aggregator.png",
+                    smooth,
                 )
             )
     return written

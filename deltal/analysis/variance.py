@@ -5,10 +5,11 @@
 
 ``synthetic`` writes DIR/synthetic.csv (one row per aggregator: empirical vs closed-form expectation scale,
 variance and CV) and DIR/synthetic.png (see `deltal.analysis.variance_synthetic` for the definitions).
-``model`` writes DIR/responses.csv (length and ||g_i − ḡ||² per response), DIR/aggregators.csv (CV per
-aggregator), DIR/summary.json (fit slope, intercept, R², CVs) and DIR/variance_vs_length.png (paper Figure 2); see
-`deltal.analysis.variance_model`. ``python -m deltal.cpu.assets`` builds
-the CPU quickstart's tiny model offline and prints its directory, for --model.
+``model`` writes DIR/responses.csv (length, ||g_i − ḡ||² and the variance estimate per response), DIR/aggregators.csv
+(CV per aggregator), DIR/summary.json (linear fit, power-law fit Var ∝ L^β with its CI, CVs) and
+DIR/variance_vs_length.png (paper Figure 2); see `deltal.analysis.variance_model`. It ends by printing the ΔL
+exponent the power law suggests (α = β) as an override line. ``python -m deltal.cpu.assets`` builds the CPU
+quickstart's tiny model offline and prints its directory, for --model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import textwrap
 from dataclasses import fields
 from pathlib import Path
 
+from deltal.analysis.variance_fit import PowerLawFit, describe_fit
 from deltal.analysis.variance_model import LinearFit, ModelLabConfig, plot_variance_vs_length, run_model_lab
 from deltal.analysis.variance_synthetic import SyntheticConfig, plot_synthetic, run_synthetic
 
@@ -120,6 +122,9 @@ def run_model_mode(args: argparse.Namespace) -> None:
     )
     print(moments.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
     print(f"wrote responses.csv, aggregators.csv, summary.json, variance_vs_length.png to {args.out}")
+    if summary["power_law"] is not None:
+        print(describe_fit(PowerLawFit(**summary["power_law"])))
+    print(f"suggested override: {summary['alpha_override']}")
 
 
 def _fit_from(summary: dict) -> LinearFit:

@@ -6,6 +6,8 @@ layer's q/k/v projection weights), with A_i = 1, or the GRPO advantage (r_i − 
 given. log π uses the sampling temperature, as verl's actor does. From the stacked gradients (N, P) we report:
 
 * each response's squared deviation ||g_i − ḡ||² from the mean gradient ḡ, a linear fit against length, and R²;
+* the power law Var(g_i) ∝ L_i^β fitted in log-log space with a confidence interval, and the ΔL exponent it
+  suggests, α = β (`deltal.analysis.variance_fit`);
 * per aggregator, the empirical expectation scale, variance and CV of ĝ = Σ x_i g_i over ``resamples`` groups of
   G responses drawn with replacement from the N (the i.i.d. model of the paper), computed through the Gram matrix
   K = g gᵀ so nothing of size P is kept per resample; the expectation scale is relative to ḡ;
@@ -28,7 +30,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +39,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from deltal.algorithm import aggregation_coefficients, linear_combination_moments
+from deltal.analysis.variance_fit import PowerLawFit, alpha_override, corrected_variances, fit_power_law
 from deltal.analysis.variance_synthetic import aggregator_names
 
 logger = logging.getLogger(__name__)
@@ -354,6 +357,13 @@ def run_model_lab(config: ModelLabConfig) -> tuple[pd.DataFrame, pd.DataFrame, d
     lengths = responses.lengths
     deviations = squared_deviations(gradients)
     fit = linear_fit(lengths, deviations)
+    variance_estimates = corrected_variances(deviations)
+    try:
+        power_law = asdict(fit_power_law(lengths, variance_estimates))
+        override = alpha_override(PowerLawFit(**power_law))
+    except ValueError as err:  # e.g. too few positive estimates: keep the lab's other results, say why
+        logger.warning("power-law fit skipped: %s", err)
+        power_law, override = None, f"none (power-law fit skipped: {err})"
     gram = (gradients @ gradients.T).double().cpu()  # (N, N)
     del gradients
     token_variance = float(deviations.sum() / lengths.sum())
@@ -363,6 +373,7 @@ def run_model_lab(config: ModelLabConfig) -> tuple[pd.DataFrame, pd.DataFrame, d
             "response": range(len(responses.tokens)),
             "length": lengths.to(torch.int64).tolist(),
             "sq_deviation": deviations.tolist(),
+            "variance_estimate": variance_estimates.tolist(),
             "reward": rewards,
             "advantage": advantages,
         }
@@ -379,6 +390,8 @@ def run_model_lab(config: ModelLabConfig) -> tuple[pd.DataFrame, pd.DataFrame, d
         "slope": fit.slope,
         "intercept": fit.intercept,
         "r2": fit.r2,
+        "power_law": power_law,
+        "alpha_override": override,
         "token_variance_estimate": token_variance,
         "mean_gradient_norm": float(gram.sum()) ** 0.5 / len(responses.tokens),
         "cv": dict(zip(moments["aggregator"], moments["cv"], strict=True)),

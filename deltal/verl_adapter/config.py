@@ -5,7 +5,9 @@ Users choose a method with the names they know from the reference scripts, eithe
 ``algorithm.grpopp_config.alpha``, ``algorithm.use_dr_grpo``, or (for the three baselines)
 ``actor_rollout_ref.actor.loss_agg_mode``. From that, :func:`resolve_config` fills in the keys that deltal's
 config leaves as ``auto``: ``algorithm.adv_estimator``, ``algorithm.norm_adv_by_std_in_grpo``,
-``actor_rollout_ref.actor.loss_agg_mode`` and ``actor_rollout_ref.actor.loss_scale_factor``. A value
+``actor_rollout_ref.actor.loss_agg_mode`` and ``actor_rollout_ref.actor.loss_scale_factor``, and writes the
+``algorithm.deltal.*`` keys the estimators read (method, α, M, and ΔL's ``scope`` / ``exclude_zero_advantage``
+from ``algorithm.grpopp_config``). A value
 set by hand that contradicts the method stops the run with a :class:`ConfigError` that names the fix.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from deltal.algorithm.groups import SCOPES
 from deltal.algorithm.validation import check_alpha
 from deltal.verl_adapter.methods import METHOD_BY_LOSS_AGG_MODE, METHODS, MethodSpec
 
@@ -113,16 +116,39 @@ def _checked_alpha(cfg: DictConfig) -> float:
         ) from None
 
 
+def _checked_delta_l_options(cfg: DictConfig, method: str) -> tuple[str, bool]:
+    """``grpopp_config.scope`` and ``.exclude_zero_advantage``, validated; only a reweighting method may leave the
+    paper's defaults (batch, false)."""
+    options = cfg.algorithm.grpopp_config
+    scope = options.get("scope", "batch")
+    exclude_path = "algorithm.grpopp_config.exclude_zero_advantage"
+    exclude = strict_bool(options.get("exclude_zero_advantage", False), exclude_path)
+    if scope not in SCOPES:
+        raise ConfigError(
+            f"algorithm.grpopp_config.scope={scope!r} is not one of {'|'.join(SCOPES)}: batch normalises the ΔL "
+            "weights over the whole batch (the paper), group within each prompt's responses."
+        )
+    if not METHODS[method].reweights and (scope != "batch" or exclude):
+        raise ConfigError(
+            f"algorithm.grpopp_config.scope={scope} / exclude_zero_advantage={exclude} change how the ΔL weights are "
+            f"normalised, but method {method} has no ΔL weights. Use method=delta_l, or drop those overrides."
+        )
+    return scope, exclude
+
+
 def derived_deltal_settings(cfg: DictConfig, method: str) -> dict[str, Any]:
     """The ``algorithm.deltal.*`` keys that deltal's estimators read, derived from the user's settings.
 
     This is the only reader of ``algorithm.grpopp_config.*``: a new ΔL option is read and checked here and
     written as one more ``algorithm.deltal`` key (declare it under ``deltal:`` in ``deltal_trainer.yaml``).
     """
+    scope, exclude_zero_advantage = _checked_delta_l_options(cfg, method)
     return {
         "method": method,
         "alpha": _checked_alpha(cfg) if METHODS[method].reweights else None,
         "max_response_length": _checked_max_response_length(cfg),
+        "scope": scope,
+        "exclude_zero_advantage": exclude_zero_advantage,
     }
 
 
@@ -171,11 +197,14 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
 
 
 def launch_summary(cfg: DictConfig) -> str:
-    """One line with what a resolved config will train: method, α, M and the verl settings derived from them."""
+    """One line with what a resolved config will train: method, α (and ΔL's options), M and the verl settings."""
     derived, actor = cfg.algorithm.deltal, cfg.actor_rollout_ref.actor
     alpha = "-" if derived.alpha is None else f"{derived.alpha:g}"
+    options = ""
+    if METHODS[derived.method].reweights:
+        options = f" scope={derived.scope} exclude_zero_advantage={derived.exclude_zero_advantage}"
     return (
-        f"deltal: method={derived.method} ({METHODS[derived.method].label}) alpha={alpha} "
+        f"deltal: method={derived.method} ({METHODS[derived.method].label}) alpha={alpha}{options} "
         f"M={derived.max_response_length} adv_estimator={cfg.algorithm.adv_estimator} "
         f"loss_agg_mode={actor.loss_agg_mode} loss_scale_factor={actor.loss_scale_factor} "
         f"norm_adv_by_std={cfg.algorithm.norm_adv_by_std_in_grpo}"

@@ -11,11 +11,16 @@ each response's token-summed gradient gets the weight x_i = (1/M)·L_i^-α / Σ_
 - ``deltal_grpo``: the same GRPO advantage without reweighting; the baselines (GRPO/DAPO/Dr. GRPO Norm,
   Dr. GRPO) use it so that overlong filtering and the length metrics work for every method alike.
 
-verl does not pass ``norm_adv_by_std_in_grpo`` to custom estimators, so it is read from ``config``. α and M are
-read only from ``algorithm.deltal.*``, which :func:`deltal.verl_adapter.config.resolve_config` derives and checks
-once; the user's ``grpopp_config`` is never read here.
+Two options beyond the paper, resolved from ``algorithm.grpopp_config`` into ``algorithm.deltal.*`` (absent keys
+mean the paper's defaults): ``scope`` (``batch``: w normalised over the batch; ``group``: within each prompt's
+group) and ``exclude_zero_advantage`` (groups whose rewards are all equal are left out of the weight normaliser).
+
+verl does not pass ``norm_adv_by_std_in_grpo`` to custom estimators, so it is read from ``config``. α, M and the
+options are read only from ``algorithm.deltal.*``, which :func:`deltal.verl_adapter.config.resolve_config` derives
+and checks once; the user's ``grpopp_config`` is never read here.
 Per-step statistics (weights, lengths, truncation) are kept for :func:`pop_step_metrics`, which deltal's
-trainer calls; the tensors are stored as they are, so the estimator itself never syncs with the host.
+trainer calls; the tensors are stored as they are, so the estimator itself never syncs with the host. The pop
+also computes the variance/bias telemetry (``deltal.algorithm.telemetry``) from the same lengths, on the host.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import compute_grpo_vectorized_outcome_advantage
+from verl.utils.groupwise import as_torch_index
 
 from deltal.algorithm import delta_l_advantage_weights, filter_overlong, response_lengths
+from deltal.algorithm.groups import constant_reward_rows, group_delta_l_advantage_weights
+from deltal.algorithm.telemetry import batch_costs
 from deltal.verl_adapter.config import ConfigError
+from deltal.verl_adapter.methods import METHODS
 
 # Last step's tensors, read (and cleared) by the trainer in the same process: {"lengths", "weights", ...}.
 _pending_step_stats: dict[str, Any] = {}
@@ -64,27 +73,48 @@ def _deltal_advantage(
     filter_enabled = _setting(config, "filter_overlong_response.enable", False)
     max_len = int(_derived(config, "max_response_length"))
     alpha = float(_derived(config, "alpha")) if reweight else None
+    group_scope = _setting(config, "deltal.scope", "batch") == "group"
+    exclude = _setting(config, "deltal.exclude_zero_advantage", False) is True
 
     lengths = response_lengths(response_mask)  # (bs,)
-    # One advantage per response first ((bs, 1) "mask" of ones), so filtering and weighting touch bs numbers and
-    # the only pass over (bs, response_len) is the final broadcast, as in verl's own vectorised GRPO.
+    scores = token_level_rewards.sum(dim=-1)  # (bs,) outcome rewards, the sum verl's GRPO takes itself
+    group_ids = as_torch_index(index, device=scores.device)  # (bs,) 0..G-1, computed once for verl and for us
+    # One advantage per response first ((bs, 1) rewards and "mask" of ones), so filtering and weighting touch bs
+    # numbers and the only pass over (bs, response_len) is the final broadcast, as in verl's own vectorised GRPO.
     per_response, _ = compute_grpo_vectorized_outcome_advantage(
-        token_level_rewards=token_level_rewards,
+        token_level_rewards=scores.unsqueeze(-1),
         response_mask=torch.ones_like(lengths).unsqueeze(-1),
-        index=index,
+        index=group_ids,
         norm_adv_by_std_in_grpo=norm_by_std,
     )
     per_response = per_response.squeeze(-1)  # (bs,)
     if filter_enabled:
         per_response = filter_overlong(per_response, lengths, max_len)
+    # The rows the ΔL weights are normalised over; a length of 0 is how the weight functions leave a row out.
+    normaliser_lengths = lengths
+    if exclude:
+        normaliser_lengths = torch.where(constant_reward_rows(scores, group_ids, lengths > 0), 0.0, lengths)
     weights = None
     if alpha is not None:
-        weights = delta_l_advantage_weights(lengths, alpha)  # (bs,), 0 on batch-padding rows
+        if group_scope:
+            weights = group_delta_l_advantage_weights(normaliser_lengths, group_ids, alpha)  # (bs,)
+        else:
+            weights = delta_l_advantage_weights(normaliser_lengths, alpha)  # (bs,), 0 on rows left out
         per_response = per_response * weights
     advantages = per_response.unsqueeze(-1) * response_mask  # (bs, response_len), zero on padding tokens
 
     _pending_step_stats.clear()
-    _pending_step_stats.update(lengths=lengths, weights=weights, max_len=max_len, alpha=alpha, filtered=filter_enabled)
+    _pending_step_stats.update(
+        lengths=lengths,
+        normaliser_lengths=normaliser_lengths,
+        group_ids=group_ids if group_scope else None,
+        weights=weights,
+        max_len=max_len,
+        alpha=alpha,
+        filtered=filter_enabled,
+        excluded=exclude,
+        method=_setting(config, "deltal.method", "delta_l" if alpha is not None else None),
+    )
     return advantages, advantages
 
 
@@ -111,17 +141,12 @@ def compute_deltal_grpo_advantage(
 
 
 def _quantiles(values: torch.Tensor, prefix: str) -> dict[str, float]:
-    qs = torch.quantile(values.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64, device=values.device))
-    p10, p50, p90 = qs.tolist()
-    return {
-        f"{prefix}/mean": values.double().mean().item(),
-        f"{prefix}/min": values.min().item(),
-        f"{prefix}/max": values.max().item(),
-        f"{prefix}/std": values.double().std(unbiased=False).item(),
-        f"{prefix}/p10": p10,
-        f"{prefix}/p50": p50,
-        f"{prefix}/p90": p90,
-    }
+    values = values.double()
+    qs = torch.quantile(values, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64, device=values.device))
+    # One (7,) tensor and one transfer to the host, instead of one per statistic.
+    summary = torch.stack([values.mean(), values.min(), values.max(), values.std(unbiased=False), *qs]).tolist()
+    names = ("mean", "min", "max", "std", "p10", "p50", "p90")
+    return {f"{prefix}/{name}": value for name, value in zip(names, summary, strict=True)}
 
 
 def pop_step_metrics() -> dict[str, float]:
@@ -139,17 +164,56 @@ def pop_step_metrics() -> dict[str, float]:
         return {}
     valid_lengths = lengths[valid].float()
     metrics = _quantiles(valid_lengths, "deltal/response_length")
+    # Stats recorded without the options (by hand, as the trainer glue test does) mean the paper's defaults.
+    stats.setdefault("normaliser_lengths", lengths)
+    stats.setdefault("group_ids", None)
+    stats.setdefault("method", None if stats["alpha"] is None else "delta_l")
+    weighted = stats["normaliser_lengths"] > 0  # the valid rows, less those excluded from the normaliser
     weights = stats["weights"]
     if weights is None:
         weights = torch.ones_like(valid_lengths)
     else:
-        weights = weights[valid].float()
+        weights = weights[weighted].float() if bool(weighted.any()) else torch.zeros(1)
         metrics["deltal/alpha"] = float(stats["alpha"])
     metrics.update(_quantiles(weights, "deltal/adv_weight"))
+    if stats.get("excluded", False):
+        metrics["deltal/zero_advantage_excluded_fraction"] = 1.0 - weighted.sum().item() / valid.sum().item()
     max_len = stats["max_len"]
     if max_len is not None:
         truncated = (valid_lengths >= max_len).double().mean().item()
         metrics["deltal/truncated_fraction"] = truncated
         if stats["filtered"]:
             metrics["deltal/overlong_filtered_fraction"] = truncated
+        metrics.update(_telemetry(stats))
+    return metrics
+
+
+def _telemetry(stats: dict[str, Any]) -> dict[str, float]:
+    """Variance/bias telemetry on the normaliser's lengths (one host copy of (bs,) tensors; see the module doc).
+
+    ``deltal/variance/cv_ratio_to_optimal`` and ``deltal/bias/scale_ratio`` describe the running method;
+    ``.../<aggregator>`` the paper's baselines on the same lengths (ΔL(α=1) itself is 1 by definition).
+    """
+    lengths = stats["normaliser_lengths"].detach().to("cpu", torch.float64)
+    max_len = float(stats["max_len"])
+    if not bool((lengths > 0).any()) or float(lengths.max()) > max_len:
+        return {}  # nothing to aggregate, or lengths beyond the configured M (not a ΔL run's batch)
+    spec = METHODS.get(stats["method"])
+    aggregator = None if spec is None else spec.aggregator
+    group_ids = stats["group_ids"]
+    running, others = batch_costs(
+        aggregator or "delta_l",
+        lengths,
+        max_len,
+        alpha=1.0 if stats["alpha"] is None else stats["alpha"],
+        group_ids=None if group_ids is None else group_ids.cpu(),
+    )
+    metrics = {}
+    if aggregator is not None:
+        metrics["deltal/variance/cv_ratio_to_optimal"] = running.cv_ratio
+        metrics["deltal/bias/scale_ratio"] = running.scale_ratio
+    for name, cost in others.items():
+        if name != "delta_l":
+            metrics[f"deltal/variance/cv_ratio/{name}"] = cost.cv_ratio
+            metrics[f"deltal/bias/scale_ratio/{name}"] = cost.scale_ratio
     return metrics

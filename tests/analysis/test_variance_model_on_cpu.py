@@ -1,7 +1,8 @@
 """The real-model variance lab computes one correct gradient per response and fits variance against length.
 
 Properties checked on the CPU quickstart's tiny Qwen2 (built offline): the CLI writes one CSV row per sampled response
-with finite squared deviations, a summary with the fit and per-aggregator CVs, and a PNG; each response gets exactly
+with finite squared deviations, a summary with the linear and power-law fits (and the α override the latter
+suggests) and per-aggregator CVs, and a PNG; each response gets exactly
 one gradient over the default last-layer q/k/v weights, equal to ∇ Σ log π of that response; the Gram-matrix moments
 equal a direct computation over explicit resampled groups; the fit recovers a known line; a regex that matches
 nothing, or responses of a single length, raise errors that name the fix.
@@ -16,6 +17,7 @@ import torch
 
 from deltal.algorithm import aggregation_coefficients
 from deltal.analysis.variance import main
+from deltal.analysis.variance_fit import alpha_override, fit_power_law
 from deltal.analysis.variance_model import (
     ModelLabConfig,
     aggregator_moments,
@@ -64,6 +66,15 @@ def test_summary_holds_the_fit_and_a_cv_per_aggregator(lab_output):
     aggregators = pd.read_csv(lab_output / "aggregators.csv")
     assert aggregators["aggregator"].tolist() == list(summary["cv"])
     assert aggregators["cv"].map(math.isfinite).all() and (aggregators["cv"] > 0).all()
+
+
+def test_summary_holds_the_power_law_fit_and_the_override_it_suggests(lab_output):
+    summary = json.loads((lab_output / "summary.json").read_text())
+    responses = pd.read_csv(lab_output / "responses.csv")
+    refit = fit_power_law(torch.tensor(responses["length"].values), torch.tensor(responses["variance_estimate"].values))
+    assert summary["power_law"]["exponent"] == pytest.approx(refit.exponent)
+    assert summary["power_law"]["exponent_low"] <= refit.exponent <= summary["power_law"]["exponent_high"]
+    assert summary["alpha_override"] == alpha_override(refit)
 
 
 def test_each_response_gets_its_own_log_prob_gradient(tiny_model_dir):

@@ -2,8 +2,9 @@
 
 Property: on a CPU-only host, with a tiny local model and no downloads, deltal's trainer validates, takes two
 training steps in which deltal's ΔL advantage weights are applied (logged ``deltal/*`` metrics: α = 1, weights of
-mean 1 that vary when response lengths vary) with a finite loss, writes a checkpoint, and a second launch resumes
-from it and continues at step 3. Ray's temp dir, caches, logs and checkpoints all live in ``tmp_path``.
+mean 1 that vary when response lengths vary, and the variance telemetry) with a finite loss, writes a checkpoint,
+and a second launch resumes from it and continues at step 3. Ray's temp dir, caches, logs and checkpoints all live
+in ``tmp_path``.
 """
 
 import json
@@ -102,6 +103,9 @@ def test_delta_l_trains_checkpoints_and_resumes_on_cpu(tmp_path):
         lengths_vary = metrics["deltal/response_length/std"] > 0
         assert (metrics["deltal/adv_weight/std"] > 0) == lengths_vary
         assert metrics["deltal/adv_weight/min"] <= 1.0 <= metrics["deltal/adv_weight/max"]
+        # The variance telemetry reaches the logs: ΔL at α = 1 is the minimum-variance aggregation by definition.
+        assert metrics["deltal/variance/cv_ratio_to_optimal"] == 1.0
+        assert metrics["deltal/variance/cv_ratio/dr_grpo_norm"] >= 1.0
     checkpoint = tmp_path / "checkpoints"
     assert (checkpoint / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     assert any((checkpoint / "global_step_2").rglob("*.pt"))

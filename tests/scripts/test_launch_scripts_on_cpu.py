@@ -460,18 +460,26 @@ def test_every_script_resolves_to_its_column_of_the_parity_table(captured, tmp_p
     assert not mismatches, "\n".join(mismatches)
 
 
-def _dry_run(script: Path, tmp_path: Path, **env_extra: str) -> dict:
+def _dry_run(script: Path, tmp_path: Path, *overrides: str, **env_extra: str) -> dict:
     env = clean_env(tmp_path, DELTAL_PYTHON=sys.executable, DRY_RUN="1", HF_HOME=str(tmp_path / "hf"), **env_extra)
-    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(["bash", str(script), *overrides], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return yaml.safe_load(result.stdout)
 
 
 @pytest.mark.slow
 def test_countdown_delta_l_script_dry_run_prints_the_resolved_config(tmp_path):
-    cfg = _dry_run(TRAIN_SCRIPTS / "countdown-3b-3072-delta-l-norm-alpha-1.sh", tmp_path)
+    # extra arguments are hydra overrides passed on through "$@": here ΔL's options beyond the paper
+    options = ["algorithm.grpopp_config.scope=group", "algorithm.grpopp_config.exclude_zero_advantage=true"]
+    cfg = _dry_run(TRAIN_SCRIPTS / "countdown-3b-3072-delta-l-norm-alpha-1.sh", tmp_path, *options)
     assert cfg["algorithm"]["adv_estimator"] == "delta_l"
-    assert cfg["algorithm"]["deltal"] == {"method": "delta_l", "alpha": 1.0, "max_response_length": 3072}
+    assert cfg["algorithm"]["deltal"] == {
+        "method": "delta_l",
+        "alpha": 1.0,
+        "max_response_length": 3072,
+        "scope": "group",
+        "exclude_zero_advantage": True,
+    }
     assert cfg["actor_rollout_ref"]["actor"]["loss_scale_factor"] == 3072
     assert cfg["trainer"]["experiment_name"] == "countdown__delta_l_alpha_1__qwen2.5-3b-len3072__seed1"
     # This machine has no flash-attn: the real probe of common.sh picks SDPA.

@@ -37,7 +37,13 @@ def test_dry_run_prints_the_resolved_config_and_starts_nothing(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     cfg = yaml.safe_load(result.stdout)
     assert cfg["algorithm"]["adv_estimator"] == "delta_l"
-    assert cfg["algorithm"]["deltal"] == {"method": "delta_l", "alpha": 0.75, "max_response_length": 3072}
+    assert cfg["algorithm"]["deltal"] == {
+        "method": "delta_l",
+        "alpha": 0.75,
+        "max_response_length": 3072,
+        "scope": "batch",
+        "exclude_zero_advantage": False,
+    }
     assert cfg["actor_rollout_ref"]["actor"]["loss_agg_mode"] == "seq-mean-token-sum-norm"
     assert cfg["actor_rollout_ref"]["actor"]["loss_scale_factor"] == 3072
     assert "ray init kwargs" not in result.stdout + result.stderr  # printed by verl just before ray.init

@@ -32,6 +32,8 @@ COMMANDS: list[Command] = [
     Command("data math", "deltal.data.math", "build the Math parquet files from local copies"),
     Command("analyze", "deltal.analysis", "export logs to a tidy table; paper tables, curves, Avg@k / Pass@k"),
     Command("lab", "deltal.analysis.variance", "gradient-variance lab: synthetic Monte Carlo or a real model"),
+    Command("data countdown_trace", "deltal.data.countdown_trace", "build the CountDown search-trace parquet files"),
+    Command("compare", "deltal.experiments.compare", "methods x seeds on countdown_trace, then one table and figures"),
     Command("serve-math", "deltal.rewards.serve_math", "start the LaTeX-equivalence server (server/math/start.sh)"),
 ]
 

@@ -17,6 +17,7 @@ from typing import Any
 SCORERS: dict[str, str] = {
     "countdown": "deltal.rewards.countdown:compute_score",
     "countdown_easy": "deltal.rewards.countdown:compute_score_strict",
+    "countdown_trace": "deltal.rewards.countdown_trace:compute_score",
     "open_reasoner_zero": "deltal.rewards.math:compute_score",
     "math500": "deltal.rewards.math:compute_score",
     "aime2024": "deltal.rewards.math:compute_score",

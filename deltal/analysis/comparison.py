@@ -1,0 +1,180 @@
+"""Method comparison over seeds from the tidy run table: a per-method summary table and curves with a band over seeds.
+
+Input: the tidy table of ``deltal.analysis.logs`` (one row per run, step, metric), holding several methods and seeds
+of one task. Per method (seeds averaged):
+
+* curves, one PNG per quantity, mean line and a ±1 std band over seeds: held-out accuracy (verl's validation
+  ``val-core/<data_source>/<var>/mean@k``), batch reward (``critic/score/mean``), mean response length
+  (``response_length/mean``) and the spread of the ΔL weights (``deltal/adv_weight/std``; 0 for the baselines,
+  whose weights are all 1);
+* a table: best held-out accuracy (mean ± std over seeds), steps to reach a target accuracy (mean over the seeds
+  that reached it, and how many did), the monotonicity score (paper appendix A.2: Pearson correlation of step and
+  held-out accuracy over the evaluations), and the final mean response length (mean of the last ``final_window``
+  training steps).
+
+Used by ``python -m deltal.experiments.compare``; library module (no command line of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from deltal.analysis.metrics import monotonicity_score, validation_scores
+from deltal.analysis.tables import method_label, method_order
+
+logger = logging.getLogger(__name__)
+
+# Quantity -> (logged metric, axis label) of the training curves; accuracy comes from validation_scores.
+TRAINING_QUANTITIES: dict[str, tuple[str, str]] = {
+    "batch_reward": ("critic/score/mean", "batch reward (mean over responses)"),
+    "response_length": ("response_length/mean", "mean response length (tokens)"),
+    "adv_weight_spread": ("deltal/adv_weight/std", "std of ΔL weights in the batch"),
+}
+ACCURACY = "heldout_accuracy"
+SUMMARY_COLUMNS = ("method", "seeds", "best_accuracy", "steps_to_target", "monotonicity", "final_length")
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One method's figures; the per-seed lists keep the spread for mean ± std."""
+
+    method: str
+    seeds: int
+    best_accuracy: list[float]
+    steps_to_target: list[float]  # NaN for a seed that never reached the target
+    monotonicity: list[float]
+    final_length: list[float]
+
+
+def accuracy_curves(frame: pd.DataFrame, k: int = 1) -> pd.DataFrame:
+    """Held-out accuracy per run and step: columns run, method, step, value (one validation set per run)."""
+    scores = validation_scores(frame, "avg", k=k)
+    per_run = scores.groupby("run")["dataset"].nunique()
+    if (per_run > 1).any():
+        raise ValueError(f"runs {sorted(per_run[per_run > 1].index)} validate on several data sets; compare one task")
+    return scores.loc[:, ["run", "method", "step", "value"]]
+
+
+def metric_curves(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One logged training metric per run and step: columns run, method, step, value."""
+    return frame.loc[frame["metric"] == metric, ["run", "method", "step", "value"]]
+
+
+def steps_to_reach(curve: pd.DataFrame, target: float) -> float:
+    """The first evaluated step whose value is >= ``target``; NaN when none is."""
+    reached = curve[curve["value"] >= target]
+    return float(reached["step"].min()) if not reached.empty else math.nan
+
+
+def summarise(frame: pd.DataFrame, target: float, k: int = 1, final_window: int = 5) -> list[SummaryRow]:
+    """The per-method summary (see the module docstring), methods in the paper's order."""
+    if final_window < 1:
+        raise ValueError(f"final_window must be >= 1 step, got {final_window}")
+    accuracy = accuracy_curves(frame, k)
+    lengths = metric_curves(frame, TRAINING_QUANTITIES["response_length"][0])
+    rows = []
+    for method in method_order(list(accuracy["method"].unique())):
+        runs = sorted(accuracy.loc[accuracy["method"] == method, "run"].unique())
+        best, reach, monotonic, final = [], [], [], []
+        for run in runs:
+            curve = accuracy[accuracy["run"] == run].sort_values("step")
+            best.append(float(curve["value"].max()))
+            reach.append(steps_to_reach(curve, target))
+            # Every evaluation counts (the paper's grid of 50 steps is the run's own test_freq here).
+            monotonic.append(monotonicity_score(curve["step"], curve["value"], every=1))
+            length = lengths[lengths["run"] == run].sort_values("step")["value"]
+            final.append(float(length.tail(final_window).mean()) if not length.empty else math.nan)
+        rows.append(SummaryRow(method, len(runs), best, reach, monotonic, final))
+    return rows
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    finite = [value for value in values if not math.isnan(value)]
+    if not finite:
+        return "n/a"
+    if len(values) == 1:
+        return f"{finite[0]:.{digits}f}"
+    return f"{np.mean(finite):.{digits}f} ± {np.std(finite):.{digits}f}"
+
+
+def summary_frame(rows: list[SummaryRow], target: float) -> pd.DataFrame:
+    """The summary as text cells (mean ± std over seeds), one row per method."""
+    records = []
+    for row in rows:
+        reached = [value for value in row.steps_to_target if not math.isnan(value)]
+        steps = f"{np.mean(reached):.0f} ({len(reached)}/{row.seeds})" if reached else f"not reached (0/{row.seeds})"
+        records.append(
+            {
+                "method": method_label(row.method),
+                "seeds": row.seeds,
+                "best_accuracy": _mean_std(row.best_accuracy, 3),
+                f"steps_to_{target:g}": steps,
+                "monotonicity": _mean_std(row.monotonicity, 2),
+                "final_length": _mean_std(row.final_length, 1),
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A pandas frame of text cells as a markdown table (no optional dependency)."""
+    header = [str(column) for column in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(str(value) for value in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_band(curves: pd.DataFrame, title: str, ylabel: str, path: Path) -> Path:
+    """Per method: the mean over its runs per step, and a ±1 std band when it has several runs."""
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    for index, method in enumerate(method_order(list(curves["method"].unique()))):
+        of_method = curves[curves["method"] == method]
+        stats = of_method.groupby("step")["value"].agg(["mean", "std", "count"]).sort_index()
+        color = f"C{index}"
+        runs = of_method["run"].nunique()
+        axes.plot(
+            stats.index,
+            stats["mean"],
+            color=color,
+            label=f"{method_label(method)} (n={runs})",
+            marker="o" if len(stats) <= 30 else None,
+            markersize=3,
+        )
+        if runs > 1:
+            spread = stats["std"].fillna(0.0)
+            axes.fill_between(stats.index, stats["mean"] - spread, stats["mean"] + spread, color=color, alpha=0.2)
+    axes.set_xlabel("training step")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def plot_comparison(frame: pd.DataFrame, out_dir: str | Path, title: str, k: int = 1) -> list[Path]:
+    """Write accuracy, batch reward, response length and ΔL weight spread PNGs into ``out_dir``; return the paths."""
+    out_dir = Path(out_dir)
+    written = [
+        plot_band(
+            accuracy_curves(frame, k), f"{title}: held-out accuracy", "held-out accuracy", out_dir / f"{ACCURACY}.png"
+        )
+    ]
+    for quantity, (metric, label) in TRAINING_QUANTITIES.items():
+        curves = metric_curves(frame, metric)
+        if curves.empty:
+            logger.warning("no %s in the runs; skipping %s.png", metric, quantity)
+            continue
+        written.append(plot_band(curves, f"{title}: {metric}", label, out_dir / f"{quantity}.png"))
+    return written

@@ -1,0 +1,291 @@
+"""Tiny model and supervised warm start for the ``countdown_trace`` task (``deltal.data.countdown_trace``).
+
+Differences from the easy-CountDown warm start (``deltal.cpu.warmstart``): the tokenizer is trained on trace
+dialogues, the model's context is 512 positions (a trace of 24 lines plus its prompt takes ~330 tokens), and each
+training target is the whole search trace followed by the answer, so the model learns to write candidates one per
+line and to stop when one reaches the target. Harder problems (a deeper first hit) therefore get longer responses,
+which is what makes the aggregators differ. The loss, optimizer and schedule are those of the easy warm start.
+
+After training it samples one response per held-out problem at temperature 1 and records the strict accuracy and
+the response-length percentiles (p10/p50/p90, in tokens, EOS included as verl counts it) in
+``deltal_warmstart.json``; a second call with the same settings reuses the directory.
+
+    python -m deltal.cpu.warmstart_trace --assets .deltal/assets/tiny-qwen2-trace-seed0 \\
+        --out .deltal/assets/tiny-qwen2-trace-seed0-warm --exclude-parquet .deltal/data/countdown_trace/test.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from deltal.cpu.assets import TinyModelSpec, build_tiny_assets
+from deltal.cpu.sampling import SamplingSettings, generate_batch
+from deltal.cpu.threads import cpu_threads
+from deltal.cpu.warmstart import read_instances, response_loss
+from deltal.data import countdown_trace
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "deltal_warmstart.json"
+RECIPE_VERSION = 1
+# Room for the longest trace (28 lines of ~14 tokens, the answer and EOS: at most ~450 tokens) after a ~22-token prompt.
+TRACE_SPEC = TinyModelSpec(max_position_embeddings=512)
+TRACE_CORPUS_PROBLEMS = 2000
+# Token budget of a response (verl's data.max_response_length): warm-start targets are 26 / 80 / 289 tokens at
+# p10 / p50 / p90 and at most ~450 (measured on 2000 drawn problems), so a few of the deepest are dropped from the pool.
+DEFAULT_MAX_RESPONSE_LENGTH = 448
+Instance = tuple[tuple[int, ...], int]
+
+
+def build_trace_assets(out_dir: Path, seed: int = 0) -> Path:
+    """Tokenizer (trained on trace dialogues) and untrained tiny Qwen2 with a 512-token context, cached."""
+    texts = countdown_trace.corpus(seed, TRACE_CORPUS_PROBLEMS)
+    return build_tiny_assets(out_dir, seed=seed, spec=TRACE_SPEC, corpus=texts)
+
+
+@dataclass(frozen=True)
+class TraceWarmStartSettings:
+    """Supervised stage settings (loss, lr and schedule as in the easy warm start)."""
+
+    steps: int = 500
+    batch_size: int = 32  # a trace holds ~10x the tokens of an easy answer, so fewer examples give as many tokens
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    seed: int = 0
+    problem_pool: int = 4000  # distinct training problems drawn up front
+    eval_problems: int = 256  # held-out problems for the accuracy and length figures
+    max_response_length: int = DEFAULT_MAX_RESPONSE_LENGTH
+
+
+def prompt_ids(tokenizer, numbers: Sequence[int], target: int) -> list[int]:
+    """Token ids of the chat prompt exactly as verl renders it (chat template + generation prompt)."""
+    messages = [{"role": "user", "content": countdown_trace.prompt_text(numbers, target)}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def training_pool(
+    tokenizer, count: int, rng: random.Random, exclude: Sequence[Instance], max_response_length: int
+) -> list[tuple[list, list]]:
+    """``count`` distinct problems not in ``exclude`` whose response fits: (prompt ids, response ids + EOS) each."""
+    excluded = {countdown_trace.instance_key(numbers, target) for numbers, target in exclude}
+    pool: dict[tuple, tuple[list, list]] = {}
+    stalled = 0
+    while len(pool) < count and stalled < 20_000:
+        numbers, target = countdown_trace.draw(rng)
+        key = countdown_trace.instance_key(numbers, target)
+        if key in excluded or key in pool:
+            stalled += 1
+            continue
+        response = tokenizer.encode(countdown_trace.response_text(numbers, target), add_special_tokens=False)
+        if len(response) >= max_response_length:
+            stalled += 1  # the model must see EOS within the budget; a small budget leaves few problems
+            continue
+        stalled = 0
+        pool[key] = (prompt_ids(tokenizer, numbers, target), response + [tokenizer.eos_token_id])
+    if not pool:
+        raise ValueError("No trace problem fits: all are held out or longer than the budget; raise the budget.")
+    return list(pool.values())
+
+
+def length_buckets(pool: Sequence[tuple[list, list]], size: int) -> list[list[tuple[list, list]]]:
+    """The pool sorted by length and cut into equal buckets of ``size`` examples (the remainder is dropped).
+
+    A batch drawn from one bucket pads to a similar length: traces run from ~25 to ~450 tokens, so a batch drawn
+    from the whole pool would pad every row to ~400 and cost ~3x the tokens. Picking the bucket uniformly and the
+    examples uniformly within it keeps every example equally likely.
+    """
+    ordered = sorted(pool, key=lambda example: len(example[0]) + len(example[1]))
+    buckets = [list(ordered[start : start + size]) for start in range(0, len(ordered) - size + 1, size)]
+    if not buckets:
+        raise ValueError(f"the pool has {len(pool)} examples, fewer than one bucket of {size}; draw a larger pool")
+    return buckets
+
+
+def _batch(pad_id: int, bucket: Sequence[tuple[list, list]], size: int, rng: random.Random):
+    """Right-padded (input_ids, attention_mask, labels), labels -100 outside the response. Each (bs, width)."""
+    chosen = [rng.choice(bucket) for _ in range(size)]
+    width = max(len(prompt) + len(response) for prompt, response in chosen)
+    input_ids = torch.full((size, width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((size, width), dtype=torch.long)
+    labels = torch.full((size, width), -100, dtype=torch.long)
+    for row, (prompt, response) in enumerate(chosen):
+        sequence = torch.tensor(prompt + response, dtype=torch.long)
+        input_ids[row, : len(sequence)] = sequence
+        attention_mask[row, : len(sequence)] = 1
+        labels[row, len(prompt) : len(sequence)] = sequence[len(prompt) :]
+    return input_ids, attention_mask, labels
+
+
+def train(model, tokenizer, settings: TraceWarmStartSettings, exclude: Sequence[Instance] = ()) -> list[float]:
+    """Run the supervised stage on ``model`` in place; return the loss of every step."""
+    rng = random.Random(settings.seed)
+    torch.manual_seed(settings.seed)
+    pool = training_pool(tokenizer, settings.problem_pool, rng, exclude, settings.max_response_length)
+    buckets = length_buckets(pool, min(4 * settings.batch_size, len(pool)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / settings.warmup_steps))
+    model.train()
+    losses = []
+    for _ in tqdm(range(settings.steps), desc="trace warm start", unit="step", mininterval=10):
+        loss = response_loss(model, *_batch(tokenizer.pad_token_id, rng.choice(buckets), settings.batch_size, rng))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def sample_and_score(
+    model,
+    tokenizer,
+    problems: Sequence[Instance],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> list[dict]:
+    """One sample per problem: ``{"length", "truncated", "score", "reason"}`` under the strict trace reward.
+
+    ``length`` counts the EOS token as verl's response mask does; a response without EOS is truncated and scores 0.
+    """
+    from deltal.rewards.countdown_trace import compute_score
+
+    if not problems:
+        raise ValueError("No problems to sample.")
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    results = []
+    for start in range(0, len(problems), batch_size):
+        chunk = problems[start : start + batch_size]
+        responses = generate_batch(
+            model,
+            [prompt_ids(tokenizer, numbers, target) for numbers, target in chunk],
+            [max_new_tokens] * len(chunk),
+            SamplingSettings(temperature=temperature),
+            {tokenizer.eos_token_id},
+            tokenizer.pad_token_id,
+            generator,
+        )
+        for (numbers, target), response in zip(chunk, responses, strict=True):
+            text = tokenizer.decode(response.token_ids, skip_special_tokens=True)
+            scored = compute_score(countdown_trace.DATA_SOURCE, text, {"target": target, "numbers": list(numbers)})
+            truncated = not response.finished_with_eos
+            results.append(
+                {
+                    "length": len(response.token_ids),
+                    "truncated": truncated,
+                    "score": 0.0 if truncated else float(scored["score"]),
+                    "reason": "truncated" if truncated else scored["reason"],
+                }
+            )
+    return results
+
+
+def length_percentiles(lengths: Sequence[int]) -> dict[str, float]:
+    """p10/p50/p90 of response lengths and the p90/p10 ratio (the spread the task is built for)."""
+    values = torch.tensor(list(lengths), dtype=torch.float64)
+    if values.numel() == 0:
+        raise ValueError("No lengths to summarise.")
+    p10, p50, p90 = (float(torch.quantile(values, q)) for q in (0.1, 0.5, 0.9))
+    return {
+        "p10": p10,
+        "p50": p50,
+        "p90": p90,
+        "p90_over_p10": p90 / p10,
+        "min": float(values.min()),
+        "max": float(values.max()),
+    }
+
+
+def _manifest(base_dir: Path, settings: TraceWarmStartSettings, exclude: Sequence[Instance]) -> dict:
+    base_manifest = base_dir / "deltal_assets.json"
+    return {
+        "recipe_version": RECIPE_VERSION,
+        "task": countdown_trace.DATA_SOURCE,
+        "base": json.loads(base_manifest.read_text()) if base_manifest.exists() else str(base_dir.resolve()),
+        "settings": asdict(settings),
+        "excluded_problems": len(exclude),
+    }
+
+
+def warm_start_trace(
+    base_dir: Path, out_dir: Path, settings: TraceWarmStartSettings | None = None, exclude: Sequence[Instance] = ()
+) -> Path:
+    """Warm-start the model in ``base_dir`` on traces and save it (with its tokenizer) to ``out_dir``; reuse a cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    settings = settings or TraceWarmStartSettings()
+    base_dir, out_dir = Path(base_dir), Path(out_dir)
+    manifest = _manifest(base_dir, settings, exclude)
+    manifest_path = out_dir / MANIFEST_NAME
+    if manifest_path.exists():
+        cached = json.loads(manifest_path.read_text())
+        if {key: cached.get(key) for key in manifest} == manifest:
+            logger.info("Reusing trace warm start at %s", out_dir)
+            return out_dir
+    if out_dir.exists() and any(out_dir.iterdir()) and not manifest_path.exists():
+        raise FileExistsError(f"{out_dir} exists and was not written by warm_start_trace; pass a new directory.")
+
+    torch.set_num_threads(cpu_threads())
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="sdpa")
+    losses = train(model, tokenizer, settings, exclude)
+    record = {**manifest, "final_loss": sum(losses[-20:]) / len(losses[-20:])}
+    eval_problems = list(exclude)[: settings.eval_problems]
+    if eval_problems:
+        samples = sample_and_score(model, tokenizer, eval_problems, settings.max_response_length, seed=settings.seed)
+        record["accuracy_t1"] = sum(sample["score"] for sample in samples) / len(samples)
+        record["truncated_fraction_t1"] = sum(sample["truncated"] for sample in samples) / len(samples)
+        record["length_t1"] = length_percentiles([sample["length"] for sample in samples])
+
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / MANIFEST_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    logger.info("Trace warm start saved to %s: %s", out_dir, {k: v for k, v in record.items() if k != "base"})
+    return out_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=Path, required=True, help="where to build (or find) the untrained model")
+    parser.add_argument("--out", type=Path, required=True, help="where to save the warm-started model")
+    parser.add_argument("--exclude-parquet", type=Path, default=None, help="held-out trace parquet to skip")
+    parser.add_argument("--steps", type=int, default=TraceWarmStartSettings.steps, help="optimizer steps")
+    parser.add_argument("--batch-size", type=int, default=TraceWarmStartSettings.batch_size, help="examples per step")
+    parser.add_argument("--lr", type=float, default=TraceWarmStartSettings.lr, help="peak AdamW learning rate")
+    parser.add_argument("--seed", type=int, default=TraceWarmStartSettings.seed, help="data and init seed")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = TraceWarmStartSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    exclude = read_instances(args.exclude_parquet) if args.exclude_parquet else []
+    base = build_trace_assets(args.assets, seed=args.seed)
+    out = warm_start_trace(base, args.out, settings, exclude)
+    record = json.loads((out / MANIFEST_NAME).read_text())
+    print(
+        f"trace warm start: {out} loss={record['final_loss']:.3f} heldout_acc_t1={record.get('accuracy_t1')} "
+        f"truncated_t1={record.get('truncated_fraction_t1')} length_t1={record.get('length_t1')}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiments that run the real pipeline end to end (``python -m deltal.experiments.compare``)."""

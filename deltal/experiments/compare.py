@@ -1,0 +1,399 @@
+"""Compare methods over seeds on ``countdown_trace`` with the real pipeline, then table and plot them.
+
+    python -m deltal.experiments.compare --methods delta_l,dapo_norm,dr_grpo_norm --seeds 0,1,2 --steps 40 \\
+        --out .deltal/compare/trace
+    python -m deltal.experiments.compare --out .deltal/compare/trace --plots-only     # figures from finished runs
+
+What it does, in order:
+
+1. builds (or reuses, cached under ``--cache``) the shared starting point: the trace dataset
+   (``deltal.data.countdown_trace``), the tiny tokenizer and model with a 512-token context and its supervised
+   warm start (``deltal.cpu.warmstart_trace``). Every run starts from the same warm-started weights;
+2. runs ``python -m deltal.train backend=cpu method=<m>`` once per (method, seed), one after another, with the same
+   lr, batch, steps and validation for every method; the seed sets the data order (``data.seed``) and the rollout's
+   sampling (``actor_rollout_ref.rollout.seed``). Rewards come from ``deltal.rewards.countdown_trace`` through
+   ``deltal.verl_adapter.reward_manager.StrictEndRewardManager`` (a truncated response scores 0);
+3. exports every finished run through ``deltal.analysis`` into ``<out>/runs.csv`` (tidy: run, task, method, model,
+   step, metric, value), writes the per-method table (``<out>/summary.md``, also printed) and the figures
+   (``<out>/figures/*.png``, see ``deltal.analysis.comparison``).
+
+Resumable: a run directory with ``done.json`` is finished and skipped; any other run directory is an interrupted run
+and is deleted and started again from step 0 (verl's own checkpoint resume is not used, so a restarted run is
+exactly a fresh one). ``--plots-only`` skips steps 1-2. Extra hydra overrides for every run go after ``--``.
+Exit status 2 for bad arguments, 1 when a run fails (its log is ``<out>/runs/<run>/train.log``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+TASK = "countdown_trace"
+MODEL = "tiny-qwen2"
+DONE_NAME = "done.json"
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 1
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Everything that defines an experiment; identical for every method (only ``method`` and ``seed`` vary)."""
+
+    methods: tuple[str, ...] = ("delta_l", "dapo_norm", "dr_grpo_norm")
+    """Methods compared (deltal method names)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """RL seeds: data order and rollout sampling."""
+    steps: int = 40
+    """Training steps per run."""
+    prompts: int = 16
+    """Prompts per step (data.train_batch_size); also the PPO mini-batch, so each step is one on-policy update."""
+    n: int = 8
+    """Responses per prompt (GRPO group size)."""
+    lr: float = 2e-4
+    """Actor learning rate (AdamW, no weight decay)."""
+    max_response_length: int = 448
+    """Token budget M of a response; also ΔL's and Dr. GRPO's constant denominator."""
+    test_freq: int = 5
+    """Validate (greedy, on the held-out split) every this many steps, and before training."""
+    val_size: int = 128
+    """Held-out problems used for validation (the first ones of the test split)."""
+    train_size: int = 4096
+    """Training problems generated."""
+    test_size: int = 256
+    """Held-out problems generated (excluded from the warm start)."""
+    data_seed: int = 0
+    """Seed of the dataset, tokenizer, model init and warm start (shared by every run)."""
+    warm_steps: int = 500
+    """Supervised warm-start steps (batch 32)."""
+    warm_pool: int = 4000
+    """Distinct problems the warm start trains on."""
+    extra_overrides: tuple[str, ...] = field(default_factory=tuple)
+    """Hydra overrides appended to every run's command."""
+
+
+def run_name(method: str, seed: int) -> str:
+    """``{task}__{method}__{model}__seed{seed}``, the naming deltal.analysis parses."""
+    return f"{TASK}__{method}__{MODEL}__seed{seed}"
+
+
+@dataclass(frozen=True)
+class SharedAssets:
+    """Paths every run reads."""
+
+    train_file: Path
+    val_file: Path
+    model_dir: Path
+
+
+def prepare(settings: CompareSettings, cache: Path) -> SharedAssets:
+    """Build (or reuse) the dataset, the tiny model and its warm start, and the validation subset."""
+    import pyarrow.parquet as pq
+
+    from deltal.cpu.warmstart import read_instances
+    from deltal.cpu.warmstart_trace import TraceWarmStartSettings, build_trace_assets, warm_start_trace
+    from deltal.data import countdown_trace
+
+    seed = settings.data_seed
+    data_dir = cache / "data" / f"{TASK}-seed{seed}-train{settings.train_size}-test{settings.test_size}"
+    if not (data_dir / "test.parquet").exists():
+        countdown_trace.build(data_dir, settings.train_size, settings.test_size, seed=seed)
+    val_file = data_dir / f"val{settings.val_size}.parquet"
+    if not val_file.exists():
+        table = pq.read_table(data_dir / "test.parquet")
+        if settings.val_size > table.num_rows:
+            raise ValueError(f"--val-size {settings.val_size} exceeds --test-size {table.num_rows}; lower it")
+        pq.write_table(table.slice(0, settings.val_size), val_file)
+    base = build_trace_assets(cache / "assets" / f"tiny-qwen2-trace-seed{seed}", seed=seed)
+    warm = warm_start_trace(
+        base,
+        cache / "assets" / f"tiny-qwen2-trace-seed{seed}-warm{settings.warm_steps}",
+        TraceWarmStartSettings(
+            steps=settings.warm_steps,
+            seed=seed,
+            problem_pool=settings.warm_pool,
+            max_response_length=settings.max_response_length,
+        ),
+        exclude=read_instances(data_dir / "test.parquet"),
+    )
+    return SharedAssets(train_file=data_dir / "train.parquet", val_file=val_file, model_dir=warm)
+
+
+def train_command(
+    settings: CompareSettings, assets: SharedAssets, method: str, seed: int, run_dir: Path, ray_tmp: str
+) -> list[str]:
+    """The ``python -m deltal.train`` command of one run; only ``method`` and ``seed`` differ between runs."""
+    from deltal.verl_adapter.reward_manager import OVERRIDES as STRICT_END_REWARD_MANAGER
+
+    micro = settings.prompts * settings.n
+    return [
+        sys.executable,
+        "-m",
+        "deltal.train",
+        "backend=cpu",
+        f"method={method}",
+        f"data.train_files={assets.train_file}",
+        f"data.val_files={assets.val_file}",
+        f"data.train_batch_size={settings.prompts}",
+        f"data.val_batch_size={settings.val_size}",
+        "data.max_prompt_length=32",
+        f"data.max_response_length={settings.max_response_length}",
+        f"data.seed={seed}",
+        f"actor_rollout_ref.model.path={assets.model_dir}",
+        f"actor_rollout_ref.rollout.n={settings.n}",
+        f"actor_rollout_ref.rollout.seed={seed}",
+        "actor_rollout_ref.rollout.temperature=1.0",
+        "actor_rollout_ref.rollout.top_k=-1",
+        "actor_rollout_ref.rollout.top_p=1.0",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={micro}",
+        f"actor_rollout_ref.actor.optim.lr={settings.lr}",
+        "actor_rollout_ref.actor.optim.weight_decay=0.0",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={settings.prompts}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
+        "actor_rollout_ref.actor.ppo_epochs=1",
+        "actor_rollout_ref.actor.entropy_coeff=0",
+        "actor_rollout_ref.actor.use_kl_loss=false",
+        "algorithm.use_kl_in_reward=false",
+        "reward.custom_reward_function.path=pkg://deltal.rewards",
+        "reward.custom_reward_function.name=compute_score",
+        *STRICT_END_REWARD_MANAGER,
+        "trainer.logger=[console,file]",
+        "trainer.project_name=deltal_compare",
+        f"trainer.experiment_name={run_name(method, seed)}",
+        f"trainer.total_training_steps={settings.steps}",
+        "trainer.total_epochs=1000",
+        "trainer.val_before_train=true",
+        f"trainer.test_freq={settings.test_freq}",
+        "trainer.save_freq=-1",
+        "trainer.resume_mode=disable",
+        f"trainer.default_local_dir={run_dir / 'checkpoints'}",
+        f"+ray_kwargs.ray_init._temp_dir={ray_tmp}",
+        *settings.extra_overrides,
+    ]
+
+
+class RunFailed(RuntimeError):
+    """A training run exited with an error; the message names its log."""
+
+
+def _shared(settings: dict) -> dict:
+    # The settings a finished run must share with the current call (the method and seed lists may grow), in their
+    # JSON form so tuples and lists compare equal.
+    return json.loads(json.dumps({key: value for key, value in settings.items() if key not in ("methods", "seeds")}))
+
+
+def run_one(settings: CompareSettings, assets: SharedAssets, method: str, seed: int, runs_dir: Path) -> bool:
+    """Train one (method, seed) unless it already finished; return True when it ran now."""
+    name = run_name(method, seed)
+    run_dir = runs_dir / name
+    if (run_dir / DONE_NAME).exists():
+        finished = json.loads((run_dir / DONE_NAME).read_text())["settings"]
+        if _shared(finished) != _shared(asdict(settings)):
+            raise ValueError(
+                f"{name} in {runs_dir} finished with other settings ({_shared(finished)}); pass the same settings "
+                "to resume, or a new --out to start another experiment"
+            )
+        logger.info("%s finished before; skipping", name)
+        return False
+    if run_dir.exists():
+        logger.info("%s was interrupted; restarting it from step 0", name)
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    # Ray's socket paths must stay under 108 characters, so its temp dir lives in the system temp folder.
+    ray_tmp = tempfile.mkdtemp(prefix="dl-cmp-")
+    env = {
+        **os.environ,
+        "VERL_PLATFORM": "cpu",
+        "RAY_AUTH_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+        "VERL_FILE_LOGGER_PATH": str(run_dir / f"{name}.jsonl"),
+    }
+    started = time.monotonic()
+    try:
+        with (run_dir / "train.log").open("w") as log:
+            result = subprocess.run(
+                train_command(settings, assets, method, seed, run_dir, ray_tmp),
+                env=env,
+                cwd=run_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    if result.returncode != 0:
+        raise RunFailed(f"{name} exited with status {result.returncode}; see {run_dir / 'train.log'}")
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    record = {"method": method, "seed": seed, "wall_s": time.monotonic() - started, "settings": asdict(settings)}
+    (run_dir / DONE_NAME).write_text(json.dumps(record, indent=2) + "\n")
+    return True
+
+
+def run_all(settings: CompareSettings, out: Path, cache: Path) -> None:
+    """Prepare the shared assets, then train every (method, seed) not finished yet, with a progress bar over runs."""
+    assets = prepare(settings, cache)
+    runs = [(method, seed) for seed in settings.seeds for method in settings.methods]
+    with tqdm(runs, desc="compare runs", unit="run") as progress:
+        for method, seed in progress:
+            progress.set_postfix_str(run_name(method, seed))
+            run_one(settings, assets, method, seed, out / "runs")
+
+
+def finished_logs(out: Path) -> list[Path]:
+    """Metric logs of the finished runs under ``out/runs``."""
+    runs_dir = out / "runs"
+    done = sorted(path.parent for path in runs_dir.glob(f"*/{DONE_NAME}")) if runs_dir.is_dir() else []
+    logs = [run / f"{run.name}.jsonl" for run in done if (run / f"{run.name}.jsonl").exists()]
+    if not logs:
+        raise FileNotFoundError(f"no finished runs under {runs_dir}; train first (drop --plots-only)")
+    return logs
+
+
+def report(out: Path, target: float) -> str:
+    """Export finished runs to ``runs.csv``, write ``summary.md`` and ``figures/*.png``; return the summary text."""
+    from deltal.analysis.comparison import plot_comparison, summarise, summary_frame, to_markdown
+    from deltal.analysis.logs import load_file_logs
+
+    frame = load_file_logs(finished_logs(out))
+    frame.to_csv(out / "runs.csv", index=False)
+    table = to_markdown(summary_frame(summarise(frame, target), target))
+    (out / "summary.md").write_text(table)
+    plot_comparison(frame, out / "figures", TASK)
+    return table
+
+
+def _csv(kind: type, text: str) -> tuple:
+    try:
+        values = tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from err
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one value, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deltal.experiments.compare", description=__doc__.splitlines()[0])
+    from deltal.analysis.variance import field_docs
+
+    defaults = CompareSettings()
+    docs = field_docs(CompareSettings)
+    parser.add_argument("--out", type=Path, required=True, help="experiment folder: runs/, runs.csv, summary.md, ...")
+    parser.add_argument("--cache", type=Path, default=Path(".deltal"), help="where shared data and models are cached")
+    parser.add_argument(
+        "--methods",
+        type=lambda text: _csv(str, text),
+        default=defaults.methods,
+        help=f"comma-separated methods (default {','.join(defaults.methods)})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: _csv(int, text),
+        default=defaults.seeds,
+        help="comma-separated RL seeds (default 0,1,2)",
+    )
+    for name in (
+        "steps",
+        "prompts",
+        "n",
+        "lr",
+        "max_response_length",
+        "test_freq",
+        "val_size",
+        "train_size",
+        "test_size",
+        "data_seed",
+        "warm_steps",
+        "warm_pool",
+    ):
+        default = getattr(defaults, name)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=type(default), default=default, help=f"{docs[name]} (default {default})"
+        )
+    parser.add_argument("--target", type=float, default=0.3, help="held-out accuracy for 'steps to target' (0.3)")
+    parser.add_argument("--plots-only", action="store_true", help="only export, table and plot the finished runs")
+    parser.add_argument("overrides", nargs="*", help="hydra overrides for every run (after --)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> CompareSettings:
+    """Validated settings from parsed arguments; raises ValueError naming the fix."""
+    from deltal.verl_adapter.methods import METHODS
+
+    unknown = [method for method in args.methods if method not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+    if len(set(args.methods)) != len(args.methods) or len(set(args.seeds)) != len(args.seeds):
+        raise ValueError("--methods and --seeds must not repeat a value")
+    positive = (
+        "steps",
+        "prompts",
+        "n",
+        "max_response_length",
+        "test_freq",
+        "val_size",
+        "train_size",
+        "test_size",
+        "warm_steps",
+        "warm_pool",
+    )
+    bad = [name for name in positive if getattr(args, name) < 1]
+    if bad or args.lr <= 0:
+        raise ValueError(f"--{', --'.join(bad) or 'lr'} must be positive")
+    if args.n < 2:
+        raise ValueError("--n must be >= 2: GRPO advantages need at least two responses per prompt")
+    return CompareSettings(
+        methods=tuple(args.methods),
+        seeds=tuple(args.seeds),
+        steps=args.steps,
+        prompts=args.prompts,
+        n=args.n,
+        lr=args.lr,
+        max_response_length=args.max_response_length,
+        test_freq=args.test_freq,
+        val_size=args.val_size,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        data_seed=args.data_seed,
+        warm_steps=args.warm_steps,
+        warm_pool=args.warm_pool,
+        extra_overrides=tuple(args.overrides),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from(args)
+        out = args.out.resolve()
+        if not args.plots_only:
+            out.mkdir(parents=True, exist_ok=True)
+            run_all(settings, out, args.cache.resolve())
+        table = report(out, args.target)
+    except RunFailed as err:
+        print(f"compare: {err}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"compare: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(table, end="")
+    print(f"compare: wrote {out / 'runs.csv'}, {out / 'summary.md'} and {out / 'figures'}/*.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,9 +29,12 @@ import json
 import logging
 import random
 import shutil
+import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from deltal.cli import add_options, settings_from
 
 logger = logging.getLogger(__name__)
 
@@ -246,16 +249,33 @@ def default_assets_dir(seed: int = 0, root: Path = DEFAULT_ASSETS_ROOT) -> Path:
     return Path(root) / f"tiny-qwen2-seed{seed}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="HF directory to write (default .deltal/assets/...)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the tokenizer corpus and model init")
-    parser.add_argument("--overwrite", action="store_true", help="rebuild even if a matching build is cached")
-    args = parser.parse_args()
+@dataclass(frozen=True, kw_only=True)
+class AssetsCommand:
+    """Options of ``python -m deltal.cpu.assets``."""
+
+    out: Path | None = None
+    """HF directory to write (default .deltal/assets/tiny-qwen2-seed<SEED>, the launch scripts' cache)."""
+    seed: int = 0
+    """Seed for the tokenizer corpus and model init."""
+    overwrite: bool = False
+    """Rebuild even if a matching build is cached."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser: one flag per AssetsCommand field, helped by its docstring."""
+    return add_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]), AssetsCommand)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (or reuse) the tiny assets and print their directory."""
+    command = settings_from(build_parser().parse_args(argv), AssetsCommand)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out = build_tiny_assets(args.out or default_assets_dir(args.seed), seed=args.seed, overwrite=args.overwrite)
+    out = build_tiny_assets(
+        command.out or default_assets_dir(command.seed), seed=command.seed, overwrite=command.overwrite
+    )
     print(out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from deltal.cli import add_options, settings_from
 from deltal.cpu.sampling import SamplingSettings, generate_batch
 from deltal.cpu.threads import cpu_threads
 
@@ -241,23 +243,42 @@ def warm_start(
     return out_dir
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", type=Path, required=True, help="HF directory from deltal.cpu.assets")
-    parser.add_argument("--out", type=Path, required=True, help="where to save the warm-started model")
-    parser.add_argument("--exclude-parquet", type=Path, default=None, help="held-out CountDown parquet to skip")
-    parser.add_argument("--steps", type=int, default=WarmStartSettings.steps, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=WarmStartSettings.batch_size, help="examples per step")
-    parser.add_argument("--lr", type=float, default=WarmStartSettings.lr, help="peak AdamW learning rate")
-    parser.add_argument("--seed", type=int, default=WarmStartSettings.seed, help="data and init seed")
-    args = parser.parse_args()
+@dataclass(frozen=True, kw_only=True)
+class WarmStartCommand:
+    """Options of ``python -m deltal.cpu.warmstart``; the rest of WarmStartSettings keeps its defaults."""
+
+    base: Path
+    """HF directory from deltal.cpu.assets."""
+    out: Path
+    """Where to save the warm-started model."""
+    exclude_parquet: Path | None = None
+    """Held-out CountDown parquet whose problems are never trained on."""
+    steps: int = WarmStartSettings.steps
+    """Optimizer steps."""
+    batch_size: int = WarmStartSettings.batch_size
+    """Examples per step."""
+    lr: float = WarmStartSettings.lr
+    """Peak AdamW learning rate."""
+    seed: int = WarmStartSettings.seed
+    """Data and init seed."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser: one flag per WarmStartCommand field, helped by its docstring."""
+    return add_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]), WarmStartCommand)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Warm-start (or reuse) the model and print its loss and held-out accuracy."""
+    command = settings_from(build_parser().parse_args(argv), WarmStartCommand)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = WarmStartSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    exclude = read_instances(args.exclude_parquet) if args.exclude_parquet else []
-    out = warm_start(args.base, args.out, settings, exclude)
+    settings = WarmStartSettings(steps=command.steps, batch_size=command.batch_size, lr=command.lr, seed=command.seed)
+    exclude = read_instances(command.exclude_parquet) if command.exclude_parquet else []
+    out = warm_start(command.base, command.out, settings, exclude)
     record = json.loads((out / MANIFEST_NAME).read_text())
     print(f"warm start: {out} loss={record['final_loss']:.3f} heldout_acc_t1={record['accuracy_t1']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from deltal.cli import add_options, settings_from
 from deltal.cpu.assets import TinyModelSpec, build_tiny_assets
 from deltal.cpu.sampling import SamplingSettings, generate_batch
 from deltal.cpu.threads import cpu_threads
@@ -265,27 +267,48 @@ def warm_start_trace(
     return out_dir
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", type=Path, required=True, help="where to build (or find) the untrained model")
-    parser.add_argument("--out", type=Path, required=True, help="where to save the warm-started model")
-    parser.add_argument("--exclude-parquet", type=Path, default=None, help="held-out trace parquet to skip")
-    parser.add_argument("--steps", type=int, default=TraceWarmStartSettings.steps, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=TraceWarmStartSettings.batch_size, help="examples per step")
-    parser.add_argument("--lr", type=float, default=TraceWarmStartSettings.lr, help="peak AdamW learning rate")
-    parser.add_argument("--seed", type=int, default=TraceWarmStartSettings.seed, help="data and init seed")
-    args = parser.parse_args()
+@dataclass(frozen=True, kw_only=True)
+class TraceWarmStartCommand:
+    """Options of ``python -m deltal.cpu.warmstart_trace``; the rest of TraceWarmStartSettings keeps its defaults."""
+
+    assets: Path
+    """Where to build (or find) the untrained model."""
+    out: Path
+    """Where to save the warm-started model."""
+    exclude_parquet: Path | None = None
+    """Held-out trace parquet whose problems are never trained on."""
+    steps: int = TraceWarmStartSettings.steps
+    """Optimizer steps."""
+    batch_size: int = TraceWarmStartSettings.batch_size
+    """Examples per step."""
+    lr: float = TraceWarmStartSettings.lr
+    """Peak AdamW learning rate."""
+    seed: int = TraceWarmStartSettings.seed
+    """Data and init seed."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser: one flag per TraceWarmStartCommand field, helped by its docstring."""
+    return add_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]), TraceWarmStartCommand)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the tiny trace model, warm-start it (or reuse both) and print loss, accuracy and lengths."""
+    command = settings_from(build_parser().parse_args(argv), TraceWarmStartCommand)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = TraceWarmStartSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    exclude = read_instances(args.exclude_parquet) if args.exclude_parquet else []
-    base = build_trace_assets(args.assets, seed=args.seed)
-    out = warm_start_trace(base, args.out, settings, exclude)
+    settings = TraceWarmStartSettings(
+        steps=command.steps, batch_size=command.batch_size, lr=command.lr, seed=command.seed
+    )
+    exclude = read_instances(command.exclude_parquet) if command.exclude_parquet else []
+    base = build_trace_assets(command.assets, seed=command.seed)
+    out = warm_start_trace(base, command.out, settings, exclude)
     record = json.loads((out / MANIFEST_NAME).read_text())
     print(
         f"trace warm start: {out} loss={record['final_loss']:.3f} heldout_acc_t1={record.get('accuracy_t1')} "
         f"truncated_t1={record.get('truncated_fraction_t1')} length_t1={record.get('length_t1')}"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

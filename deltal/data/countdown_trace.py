@@ -34,10 +34,12 @@ import argparse
 import logging
 import math
 import random
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deltal.cli import add_options, settings_from
 from deltal.data.rl_format import chat_messages, rl_row, write_parquet
 
 logger = logging.getLogger(__name__)
@@ -249,22 +251,49 @@ def corpus(seed: int, count: int, max_depth: int = DEFAULT_MAX_DEPTH) -> list[st
     return texts
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+@dataclass(frozen=True, kw_only=True)
+class CountdownTraceSettings:
+    """Options of ``python -m deltal.data.countdown_trace``."""
+
+    out: str
+    """Folder to write train.parquet and test.parquet into."""
+    train_size: int = 4096
+    """Number of training problems."""
+    test_size: int = 256
+    """Number of held-out problems."""
+    seed: int = 0
+    """Seed of the generator."""
+    max_depth: int = DEFAULT_MAX_DEPTH
+    """Longest trace, in lines (the depth is drawn log-uniformly in 1..max_depth)."""
+    max_target: int = DEFAULT_MAX_TARGET
+    """Largest target."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The builder's parser: one flag per CountdownTraceSettings field, helped by its docstring."""
     parser = argparse.ArgumentParser(prog="python -m deltal.data.countdown_trace", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="folder to write train.parquet and test.parquet into")
-    parser.add_argument("--train-size", type=int, default=4096, help="number of training problems")
-    parser.add_argument("--test-size", type=int, default=256, help="number of held-out problems")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generator")
-    parser.add_argument("--max-depth", type=int, default=DEFAULT_MAX_DEPTH, help="longest trace, in lines")
-    parser.add_argument("--max-target", type=int, default=DEFAULT_MAX_TARGET, help="largest target")
-    args = parser.parse_args(argv)
+    return add_options(parser, CountdownTraceSettings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the files; bad input exits 2 with argparse's usage message."""
+    parser = build_parser()
+    settings = settings_from(parser.parse_args(argv), CountdownTraceSettings)
     try:
-        paths = build(args.out, args.train_size, args.test_size, args.seed, args.max_depth, args.max_target)
+        paths = build(
+            settings.out,
+            settings.train_size,
+            settings.test_size,
+            settings.seed,
+            settings.max_depth,
+            settings.max_target,
+        )
     except ValueError as error:
         parser.error(str(error))
     for path in paths:
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

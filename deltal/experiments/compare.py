@@ -40,6 +40,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from deltal.cli import add_options, option, settings_from
+
 logger = logging.getLogger(__name__)
 
 TASK = "countdown_trace"
@@ -81,8 +83,10 @@ class CompareSettings:
     """Supervised warm-start steps (batch 32)."""
     warm_pool: int = 4000
     """Distinct problems the warm start trains on."""
-    extra_overrides: tuple[str, ...] = field(default_factory=tuple)
-    """Hydra overrides appended to every run's command."""
+    extra_overrides: tuple[str, ...] = field(
+        default_factory=tuple, metadata=option(positional=True, metavar="overrides")
+    )
+    """Hydra overrides appended to every run's command (after --)."""
 
 
 def run_name(method: str, seed: int) -> str:
@@ -275,68 +279,34 @@ def report(out: Path, target: float) -> str:
     return table
 
 
-def _csv(kind: type, text: str) -> tuple:
-    try:
-        values = tuple(kind(part) for part in text.split(",") if part.strip())
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from err
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one value, got {text!r}")
-    return values
+@dataclass(frozen=True, kw_only=True)
+class CompareCommand:
+    """Where an experiment is written and how it is reported (the experiment itself is CompareSettings)."""
+
+    out: Path
+    """Experiment folder: runs/, runs.csv, summary.md, figures/."""
+    cache: Path = Path(".deltal")
+    """Where shared data and models are cached."""
+    target: float = 0.3
+    """Held-out accuracy for 'steps to target'."""
+    plots_only: bool = False
+    """Only export, table and plot the finished runs."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One flag per field of CompareCommand and CompareSettings, helped by its docstring."""
     parser = argparse.ArgumentParser(prog="python -m deltal.experiments.compare", description=__doc__.splitlines()[0])
-    from deltal.analysis.variance import field_docs
-
-    defaults = CompareSettings()
-    docs = field_docs(CompareSettings)
-    parser.add_argument("--out", type=Path, required=True, help="experiment folder: runs/, runs.csv, summary.md, ...")
-    parser.add_argument("--cache", type=Path, default=Path(".deltal"), help="where shared data and models are cached")
-    parser.add_argument(
-        "--methods",
-        type=lambda text: _csv(str, text),
-        default=defaults.methods,
-        help=f"comma-separated methods (default {','.join(defaults.methods)})",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=lambda text: _csv(int, text),
-        default=defaults.seeds,
-        help="comma-separated RL seeds (default 0,1,2)",
-    )
-    for name in (
-        "steps",
-        "prompts",
-        "n",
-        "lr",
-        "max_response_length",
-        "test_freq",
-        "val_size",
-        "train_size",
-        "test_size",
-        "data_seed",
-        "warm_steps",
-        "warm_pool",
-    ):
-        default = getattr(defaults, name)
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", type=type(default), default=default, help=f"{docs[name]} (default {default})"
-        )
-    parser.add_argument("--target", type=float, default=0.3, help="held-out accuracy for 'steps to target' (0.3)")
-    parser.add_argument("--plots-only", action="store_true", help="only export, table and plot the finished runs")
-    parser.add_argument("overrides", nargs="*", help="hydra overrides for every run (after --)")
-    return parser
+    return add_options(add_options(parser, CompareCommand), CompareSettings)
 
 
-def settings_from(args: argparse.Namespace) -> CompareSettings:
-    """Validated settings from parsed arguments; raises ValueError naming the fix."""
+def check_settings(settings: CompareSettings) -> None:
+    """Raise ValueError naming the fix for settings no run can use."""
     from deltal.verl_adapter.methods import METHODS
 
-    unknown = [method for method in args.methods if method not in METHODS]
+    unknown = [method for method in settings.methods if method not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
-    if len(set(args.methods)) != len(args.methods) or len(set(args.seeds)) != len(args.seeds):
+    if len(set(settings.methods)) != len(settings.methods) or len(set(settings.seeds)) != len(settings.seeds):
         raise ValueError("--methods and --seeds must not repeat a value")
     positive = (
         "steps",
@@ -350,40 +320,25 @@ def settings_from(args: argparse.Namespace) -> CompareSettings:
         "warm_steps",
         "warm_pool",
     )
-    bad = [name for name in positive if getattr(args, name) < 1]
-    if bad or args.lr <= 0:
+    bad = [name for name in positive if getattr(settings, name) < 1]
+    if bad or settings.lr <= 0:
         raise ValueError(f"--{', --'.join(bad) or 'lr'} must be positive")
-    if args.n < 2:
+    if settings.n < 2:
         raise ValueError("--n must be >= 2: GRPO advantages need at least two responses per prompt")
-    return CompareSettings(
-        methods=tuple(args.methods),
-        seeds=tuple(args.seeds),
-        steps=args.steps,
-        prompts=args.prompts,
-        n=args.n,
-        lr=args.lr,
-        max_response_length=args.max_response_length,
-        test_freq=args.test_freq,
-        val_size=args.val_size,
-        train_size=args.train_size,
-        test_size=args.test_size,
-        data_seed=args.data_seed,
-        warm_steps=args.warm_steps,
-        warm_pool=args.warm_pool,
-        extra_overrides=tuple(args.overrides),
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = settings_from(args, CompareCommand)
+    settings = settings_from(args, CompareSettings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = settings_from(args)
-        out = args.out.resolve()
-        if not args.plots_only:
+        check_settings(settings)
+        out = command.out.resolve()
+        if not command.plots_only:
             out.mkdir(parents=True, exist_ok=True)
-            run_all(settings, out, args.cache.resolve())
-        table = report(out, args.target)
+            run_all(settings, out, command.cache.resolve())
+        table = report(out, command.target)
     except RunFailed as err:
         print(f"compare: {err}", file=sys.stderr)
         return EXIT_RUN_FAILED

@@ -218,7 +218,7 @@ def warm_start(
     if manifest_path.exists():
         cached = json.loads(manifest_path.read_text())
         if {k: cached.get(k) for k in manifest} == manifest:
-            logger.info("Reusing warm start at %s (T=1 accuracy %.3f)", out_dir, cached.get("accuracy_t1", -1))
+            logger.info("Reusing warm start at %s (held-out T=1 accuracy %s)", out_dir, cached.get("accuracy_t1"))
             return out_dir
     if out_dir.exists() and any(out_dir.iterdir()) and not manifest_path.exists():
         raise FileExistsError(f"{out_dir} exists and was not written by warm_start; pass a new directory.")

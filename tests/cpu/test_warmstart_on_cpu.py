@@ -2,12 +2,13 @@
 training targets are exactly what the strict reward accepts.
 """
 
+import logging
 import random
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from deltal.cpu.warmstart import WarmStartSettings, answer_text, draw_training_pool, train_warm_start
+from deltal.cpu.warmstart import WarmStartSettings, answer_text, draw_training_pool, train_warm_start, warm_start
 from deltal.data.countdown import instance_key
 from deltal.rewards.countdown import compute_score_strict
 
@@ -34,3 +35,12 @@ def test_held_out_problems_are_excluded_and_targets_score_one(tiny_assets):
         assert tokenizer.decode(prompt).endswith("<|im_start|>assistant\n")
         truth = {"target": target, "numbers": list(numbers)}
         assert compute_score_strict("countdown_easy", answer_text(solutions[0]), truth)["score"] == 1.0
+
+
+def test_a_cached_warm_start_without_an_accuracy_is_reused_and_logged(tiny_assets, tmp_path, caplog):
+    settings = WarmStartSettings(steps=2, batch_size=4, warmup_steps=1, problem_pool=20)
+    out = tmp_path / "warm"
+    warm_start(tiny_assets, out, settings)  # no held-out problems: the record's accuracy is None
+    caplog.set_level(logging.INFO, logger="deltal.cpu.warmstart")
+    assert warm_start(tiny_assets, out, settings) == out
+    assert f"Reusing warm start at {out} (held-out T=1 accuracy None)" in caplog.text

@@ -26,9 +26,10 @@ import logging
 import random
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -195,52 +196,69 @@ def train_warm_start(model, tokenizer, settings: WarmStartSettings, exclude: Seq
     return losses
 
 
-def _manifest(base_dir: Path, settings: WarmStartSettings, exclude: Sequence[Instance]) -> dict:
+def warm_start_manifest(base_dir: Path, settings: object, exclude: Sequence[Instance], **extra: object) -> dict:
+    """What identifies a warm start (its base model, settings and held-out set): a cache with the same one is reused."""
     base_manifest = base_dir / "deltal_assets.json"
     return {
         "recipe_version": RECIPE_VERSION,
+        **extra,
         "base": json.loads(base_manifest.read_text()) if base_manifest.exists() else str(base_dir.resolve()),
         "settings": asdict(settings),
         "excluded_problems": len(exclude),
     }
 
 
-def warm_start(
-    base_dir: Path, out_dir: Path, settings: WarmStartSettings | None = None, exclude: Sequence[Instance] = ()
+def cached_warm_start(
+    base_dir: Path, out_dir: Path, manifest: dict, train_and_measure: Callable[[Any, Any], dict], name: str
 ) -> Path:
-    """Warm-start the model in ``base_dir`` and save it (with its tokenizer) to ``out_dir``; reuse a cached run."""
+    """Reuse ``out_dir`` when its manifest matches; else load the base model, run ``train_and_measure(model,
+    tokenizer)`` (it trains and returns the figures to record) and save model, tokenizer and record through a staging
+    folder renamed into place, so an interrupted run never leaves a cache that looks finished. ``name`` is the
+    function the caller exposes, for messages. Shared by every task's warm start."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    settings = settings or WarmStartSettings()
-    base_dir, out_dir = Path(base_dir), Path(out_dir)
-    manifest = _manifest(base_dir, settings, exclude)
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.exists():
         cached = json.loads(manifest_path.read_text())
-        if {k: cached.get(k) for k in manifest} == manifest:
-            logger.info("Reusing warm start at %s (held-out T=1 accuracy %s)", out_dir, cached.get("accuracy_t1"))
+        if {key: cached.get(key) for key in manifest} == manifest:
+            logger.info("Reusing %s at %s (held-out T=1 accuracy %s)", name, out_dir, cached.get("accuracy_t1"))
             return out_dir
     if out_dir.exists() and any(out_dir.iterdir()) and not manifest_path.exists():
-        raise FileExistsError(f"{out_dir} exists and was not written by warm_start; pass a new directory.")
+        raise FileExistsError(f"{out_dir} exists and was not written by {name}; pass a new directory.")
 
     torch.set_num_threads(cpu_threads())
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="sdpa")
-    losses = train_warm_start(model, tokenizer, settings, exclude)
-    eval_problems = list(exclude)[: settings.eval_problems]
-    accuracy = strict_accuracy(model, tokenizer, eval_problems, seed=settings.seed) if eval_problems else None
+    record = {**manifest, **train_and_measure(model, tokenizer)}
 
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    record = {**manifest, "final_loss": sum(losses[-20:]) / len(losses[-20:]), "accuracy_t1": accuracy}
     (staging / MANIFEST_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
-    logger.info("Warm start saved to %s: loss %.3f, held-out T=1 accuracy %s", out_dir, record["final_loss"], accuracy)
+    figures = {key: value for key, value in record.items() if key not in manifest}
+    logger.info("%s saved to %s: %s", name, out_dir, figures)
     return out_dir
+
+
+def warm_start(
+    base_dir: Path, out_dir: Path, settings: WarmStartSettings | None = None, exclude: Sequence[Instance] = ()
+) -> Path:
+    """Warm-start the model in ``base_dir`` and save it (with its tokenizer) to ``out_dir``; reuse a cached run."""
+    settings = settings or WarmStartSettings()
+    base_dir, out_dir = Path(base_dir), Path(out_dir)
+
+    def train_and_measure(model, tokenizer) -> dict:
+        losses = train_warm_start(model, tokenizer, settings, exclude)
+        eval_problems = list(exclude)[: settings.eval_problems]
+        accuracy = strict_accuracy(model, tokenizer, eval_problems, seed=settings.seed) if eval_problems else None
+        return {"final_loss": sum(losses[-20:]) / len(losses[-20:]), "accuracy_t1": accuracy}
+
+    manifest = warm_start_manifest(base_dir, settings, exclude)
+    return cached_warm_start(base_dir, out_dir, manifest, train_and_measure, "warm_start")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = WarmStartSettings(steps=command.steps, batch_size=command.batch_size, lr=command.lr, seed=command.seed)
     exclude = read_instances(command.exclude_parquet) if command.exclude_parquet else []
-    out = warm_start(command.base, command.out, settings, exclude)
+    try:
+        out = warm_start(command.base, command.out, settings, exclude)
+    except FileExistsError as err:  # --out names a folder some other tool wrote
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     record = json.loads((out / MANIFEST_NAME).read_text())
     print(f"warm start: {out} loss={record['final_loss']:.3f} heldout_acc_t1={record['accuracy_t1']}")
     return 0

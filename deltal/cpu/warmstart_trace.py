@@ -20,10 +20,9 @@ import argparse
 import json
 import logging
 import random
-import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,14 +31,11 @@ from tqdm import tqdm
 from deltal.cli import add_options, settings_from
 from deltal.cpu.assets import TinyModelSpec, build_tiny_assets
 from deltal.cpu.sampling import SamplingSettings, generate_batch
-from deltal.cpu.threads import cpu_threads
-from deltal.cpu.warmstart import read_instances, response_loss
+from deltal.cpu.warmstart import MANIFEST_NAME, cached_warm_start, read_instances, response_loss, warm_start_manifest
 from deltal.data import countdown_trace
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "deltal_warmstart.json"
-RECIPE_VERSION = 1
 # Room for the longest trace (28 lines of ~14 tokens, the answer and EOS: at most ~450 tokens) after a ~22-token prompt.
 TRACE_SPEC = TinyModelSpec(max_position_embeddings=512)
 TRACE_CORPUS_PROBLEMS = 2000
@@ -214,57 +210,27 @@ def length_percentiles(lengths: Sequence[int]) -> dict[str, float]:
     }
 
 
-def _manifest(base_dir: Path, settings: TraceWarmStartSettings, exclude: Sequence[Instance]) -> dict:
-    base_manifest = base_dir / "deltal_assets.json"
-    return {
-        "recipe_version": RECIPE_VERSION,
-        "task": countdown_trace.DATA_SOURCE,
-        "base": json.loads(base_manifest.read_text()) if base_manifest.exists() else str(base_dir.resolve()),
-        "settings": asdict(settings),
-        "excluded_problems": len(exclude),
-    }
-
-
 def warm_start_trace(
     base_dir: Path, out_dir: Path, settings: TraceWarmStartSettings | None = None, exclude: Sequence[Instance] = ()
 ) -> Path:
     """Warm-start the model in ``base_dir`` on traces and save it (with its tokenizer) to ``out_dir``; reuse a cache."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     settings = settings or TraceWarmStartSettings()
     base_dir, out_dir = Path(base_dir), Path(out_dir)
-    manifest = _manifest(base_dir, settings, exclude)
-    manifest_path = out_dir / MANIFEST_NAME
-    if manifest_path.exists():
-        cached = json.loads(manifest_path.read_text())
-        if {key: cached.get(key) for key in manifest} == manifest:
-            logger.info("Reusing trace warm start at %s", out_dir)
-            return out_dir
-    if out_dir.exists() and any(out_dir.iterdir()) and not manifest_path.exists():
-        raise FileExistsError(f"{out_dir} exists and was not written by warm_start_trace; pass a new directory.")
 
-    torch.set_num_threads(cpu_threads())
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="sdpa")
-    losses = train(model, tokenizer, settings, exclude)
-    record = {**manifest, "final_loss": sum(losses[-20:]) / len(losses[-20:])}
-    eval_problems = list(exclude)[: settings.eval_problems]
-    if eval_problems:
-        samples = sample_and_score(model, tokenizer, eval_problems, settings.max_response_length, seed=settings.seed)
-        record["accuracy_t1"] = sum(sample["score"] for sample in samples) / len(samples)
-        record["truncated_fraction_t1"] = sum(sample["truncated"] for sample in samples) / len(samples)
-        record["length_t1"] = length_percentiles([sample["length"] for sample in samples])
+    def train_and_measure(model, tokenizer) -> dict:
+        losses = train(model, tokenizer, settings, exclude)
+        figures = {"final_loss": sum(losses[-20:]) / len(losses[-20:])}
+        eval_problems = list(exclude)[: settings.eval_problems]
+        if eval_problems:
+            budget = settings.max_response_length
+            samples = sample_and_score(model, tokenizer, eval_problems, budget, seed=settings.seed)
+            figures["accuracy_t1"] = sum(sample["score"] for sample in samples) / len(samples)
+            figures["truncated_fraction_t1"] = sum(sample["truncated"] for sample in samples) / len(samples)
+            figures["length_t1"] = length_percentiles([sample["length"] for sample in samples])
+        return figures
 
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / MANIFEST_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
-    logger.info("Trace warm start saved to %s: %s", out_dir, {k: v for k, v in record.items() if k != "base"})
-    return out_dir
+    manifest = warm_start_manifest(base_dir, settings, exclude, task=countdown_trace.DATA_SOURCE)
+    return cached_warm_start(base_dir, out_dir, manifest, train_and_measure, "warm_start_trace")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     exclude = read_instances(command.exclude_parquet) if command.exclude_parquet else []
     base = build_trace_assets(command.assets, seed=command.seed)
-    out = warm_start_trace(base, command.out, settings, exclude)
+    try:
+        out = warm_start_trace(base, command.out, settings, exclude)
+    except FileExistsError as err:  # --out names a folder some other tool wrote
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     record = json.loads((out / MANIFEST_NAME).read_text())
     print(
         f"trace warm start: {out} loss={record['final_loss']:.3f} heldout_acc_t1={record.get('accuracy_t1')} "

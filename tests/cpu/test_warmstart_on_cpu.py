@@ -1,5 +1,6 @@
 """Warm start: a few supervised steps lower the response loss, held-out problems are never trained on, and the
-training targets are exactly what the strict reward accepts.
+training targets are exactly what the strict reward accepts; a matching cache is reused, and a folder the warm start
+did not write is refused with exit 2 and left as it was.
 """
 
 import logging
@@ -9,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from deltal.cpu.warmstart import WarmStartSettings, answer_text, draw_training_pool, train_warm_start, warm_start
+from deltal.cpu.warmstart import main as warmstart_main
 from deltal.data.countdown import instance_key
 from deltal.rewards.countdown import compute_score_strict
 
@@ -43,4 +45,13 @@ def test_a_cached_warm_start_without_an_accuracy_is_reused_and_logged(tiny_asset
     warm_start(tiny_assets, out, settings)  # no held-out problems: the record's accuracy is None
     caplog.set_level(logging.INFO, logger="deltal.cpu.warmstart")
     assert warm_start(tiny_assets, out, settings) == out
-    assert f"Reusing warm start at {out} (held-out T=1 accuracy None)" in caplog.text
+    assert f"Reusing warm_start at {out} (held-out T=1 accuracy None)" in caplog.text
+
+
+def test_the_command_refuses_an_out_folder_it_did_not_write_with_exit_2(tiny_assets, tmp_path, capsys):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("someone else's")
+    assert warmstart_main(["--base", str(tiny_assets), "--out", str(foreign), "--steps", "1"]) == 2
+    assert "was not written by warm_start; pass a new directory" in capsys.readouterr().err
+    assert (foreign / "notes.txt").exists(), "nothing is deleted"

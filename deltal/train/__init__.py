@@ -123,4 +123,3 @@ def main() -> None:
     except ConfigError as exc:
         _invalid(exc)
     _hydra_main()
-

@@ -1,0 +1,168 @@
+"""verl's TransferQueue agent loop with less per-trajectory overhead, for the CPU backend.
+
+Selected through verl's seam for a custom agent-loop manager, ``actor_rollout_ref.rollout.agent.
+agent_loop_manager_class`` (set by ``deltal/config/backend/cpu.yaml``; ``null`` gives verl's own back). The manager
+and worker are verl 0.9.1's ``AgentLoopManagerTQ`` / ``AgentLoopWorkerTQ``; per trajectory, verl's worker pays for
+machinery that a GPU run never notices but that costs a CPU quickstart step (256 trajectories of ~12 tokens) about
+1.5 CPU seconds out of 6 (docs/cpu-step-profile.md). The worker here removes three of those costs and computes
+exactly what verl's does (``tests/cpu/test_agent_loop_on_cpu.py`` compares the two on the same input):
+
+1. **One single-turn agent loop per worker** instead of a hydra ``instantiate`` per trajectory (about 1 ms of
+   OmegaConf merging each). verl's ``SingleTurnAgentLoop`` keeps no state between ``run`` calls (everything it
+   sets in ``__init__`` is read-only config, tokenizer and token builder), so one instance, built by the same
+   ``instantiate`` call with the same arguments, serves every trajectory. Other agent loops (tools, custom ones)
+   keep verl's per-trajectory instance.
+2. **Rule-based rewards scored in the worker's own process.** verl hands each trajectory to a ``RewardLoopWorker``
+   actor (a pickled ``DataProto`` and a Ray task each way). Here the same ``RewardLoopWorker`` class runs inside the
+   agent-loop process and gets a deep copy of the same ``DataProto``, as Ray's pickling would give it (verl's
+   reward manager writes into the ``extra_info`` it receives). With a reward model enabled, verl's remote workers
+   are used unchanged.
+3. **No load-balancer round trip when there is one rollout server.** verl's client asks the
+   ``GlobalRequestLoadBalancer`` actor for a server before each request and tells it when the request is done
+   (two Ray calls per trajectory). With a single server every answer is that server: the client asks once, then
+   sends requests straight to it. The balancer's in-flight counts then stay at zero; verl reads them only in its
+   fully-async trainer, which the CPU backend does not run (its rollout is hybrid and sync only).
+
+The private verl names used (``AgentLoopWorkerTQ``'s class behind Ray's wrapper, ``_agent_loop_registry``,
+``LLMServerClient._load_balancer`` and its ``_acquire_server`` / ``_release_server`` hooks) are those of the pinned
+verl version; the manager refuses to start on another version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import hydra
+import ray
+from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap, _agent_loop_registry
+from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
+from verl.experimental.reward_loop import RewardLoopWorker
+from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
+from verl.utils.rollout_trace import rollout_trace_attr
+from verl.workers.rollout.llm_server import LLMServerClient
+
+from deltal.cpu.backend import _check_verl_version
+
+logger = logging.getLogger(__name__)
+
+# The registry entry verl's @register("single_turn_agent") writes for the stateless single-turn loop.
+_SINGLE_TURN_TARGET = f"{SingleTurnAgentLoop.__module__}.{SingleTurnAgentLoop.__qualname__}"
+
+
+class SingleServerClient(LLMServerClient):
+    """verl's ``LLMServerClient``; with exactly one server behind the balancer, it routes to it without asking."""
+
+    def __init__(self, config: Any, load_balancer_handle: Any = None, **kwargs: Any) -> None:
+        super().__init__(config, load_balancer_handle=load_balancer_handle, **kwargs)
+        # (server_id, handle) of the only server, False when there are several, None until first asked.
+        self._only_server: tuple[str, Any] | bool | None = None
+        self._lookup: asyncio.Future | None = None
+
+    async def _find_only_server(self, request_id: str, extra: dict[str, Any]) -> tuple[str, Any] | bool:
+        servers = await self._load_balancer.get_all_servers.remote()
+        if len(servers) != 1:
+            return False
+        # One acquire through the balancer hands out the handle; released at once, the balancer is as before.
+        server_id, handle = await super()._acquire_server(request_id, **extra)
+        super()._release_server(server_id, request_id=request_id)
+        logger.info("agent loop: one rollout server (%s); requests go to it directly", server_id)
+        return server_id, handle
+
+    async def _acquire_server(self, request_id: str, **extra: Any) -> tuple[str, Any]:
+        if self._only_server is None:
+            # The first step's requests all arrive together: one lookup serves them all.
+            if self._lookup is None:
+                self._lookup = asyncio.ensure_future(self._find_only_server(request_id, extra))
+            self._only_server = await self._lookup
+        if self._only_server:
+            return self._only_server
+        return await super()._acquire_server(request_id, **extra)
+
+    def _release_server(self, server_id: str, request_id: str | None = None) -> None:
+        if self._only_server:
+            return
+        super()._release_server(server_id, request_id=request_id)
+
+
+class _InProcessRewardHandle:
+    """Stands in for a ``RewardLoopWorker`` actor handle: ``compute_score.remote(data)`` scores in this process."""
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        self._worker: RewardLoopWorker | None = None
+        self.compute_score = _RemoteCall(self._score)
+
+    async def _score(self, data: Any) -> dict:
+        if self._worker is None:
+            # Built inside the running event loop: the reward manager keeps the loop it finds at construction.
+            self._worker = RewardLoopWorker(self._config, None)
+        # verl's reward manager writes into the extra_info it is given; over Ray it writes into a copy.
+        return await self._worker.compute_score(copy.deepcopy(data))
+
+
+class _RemoteCall:
+    def __init__(self, function: Any) -> None:
+        self.remote = function
+
+
+class CPUAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):
+    """verl's ``AgentLoopWorkerTQ`` with one shared single-turn agent loop and in-process rule-based rewards."""
+
+    def __init__(self, config: Any, llm_client: Any, teacher_client: Any = None, reward_loop_worker_handles=None):
+        if reward_loop_worker_handles is not None and not config.reward.reward_model.enable:
+            reward_loop_worker_handles = [_InProcessRewardHandle(config)]
+        super().__init__(config, llm_client, teacher_client, reward_loop_worker_handles)
+        self._shared_agent_loops: dict[str, Any] = {}
+
+    def _shared_agent_loop(self, agent_name: str) -> Any:
+        """The worker's one instance of ``agent_name`` if it is verl's single-turn loop, else None."""
+        if agent_name in self._shared_agent_loops:
+            return self._shared_agent_loops[agent_name]
+        agent_loop_config = _agent_loop_registry.get(agent_name)
+        agent_loop = None
+        if agent_loop_config is not None and agent_loop_config.get("_target_") == _SINGLE_TURN_TARGET:
+            # The call verl's _run_agent_loop makes for every trajectory, made once.
+            agent_loop = hydra.utils.instantiate(
+                config=agent_loop_config,
+                trainer_config=DictConfigWrap(config=self.config),
+                server_manager=self.llm_client,
+                tokenizer=self.tokenizer,
+                processor=self.processor,
+                hf_model_type=self.hf_model_type,
+                dataset_cls=self.dataset_cls,
+                data_config=DictConfigWrap(self.config.data),
+                tools=ToolListWrap(self.tools),
+            )
+        self._shared_agent_loops[agent_name] = agent_loop
+        return agent_loop
+
+    async def _run_agent_loop(
+        self, sampling_params: dict[str, Any], trajectory: dict[str, Any], *, agent_name: str, trace: bool = True, **kw
+    ) -> Any:
+        agent_loop = self._shared_agent_loop(agent_name)
+        if agent_loop is None:
+            return await super()._run_agent_loop(sampling_params, trajectory, agent_name=agent_name, trace=trace, **kw)
+        with rollout_trace_attr(
+            step=trajectory["step"],
+            sample_index=trajectory["sample_index"],
+            rollout_n=trajectory["rollout_n"],
+            validate=trajectory["validate"],
+            name="agent_loop",
+            trace=trace,
+        ):
+            output = await agent_loop.run(sampling_params, **kw)
+            return await self._agent_loop_postprocess(output, trajectory["validate"], **kw)
+
+
+class CPUAgentLoopManager(AgentLoopManagerTQ):
+    """verl's ``AgentLoopManagerTQ`` launching ``CPUAgentLoopWorker`` actors with a ``SingleServerClient``."""
+
+    def __init__(self, config: Any, llm_client: Any, teacher_client: Any = None, reward_loop_worker_handles=None):
+        _check_verl_version()
+        if type(llm_client) is LLMServerClient:
+            llm_client = SingleServerClient(config, load_balancer_handle=llm_client._load_balancer)
+        super().__init__(config, llm_client, teacher_client, reward_loop_worker_handles)
+        self.agent_loop_workers_class = ray.remote(CPUAgentLoopWorker)

@@ -37,6 +37,7 @@ from typing import Any
 
 import hydra
 import ray
+from verl import DataProto
 from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap, _agent_loop_registry
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 from verl.experimental.reward_loop import RewardLoopWorker
@@ -99,8 +100,14 @@ class _InProcessRewardHandle:
         if self._worker is None:
             # Built inside the running event loop: the reward manager keeps the loop it finds at construction.
             self._worker = RewardLoopWorker(self._config, None)
-        # verl's reward manager writes into the extra_info it is given; over Ray it writes into a copy.
-        return await self._worker.compute_score(copy.deepcopy(data))
+        # verl's reward manager writes into the extra_info it is given; over Ray it would write into a copy. A copy
+        # of each part, not of the DataProto (whose deepcopy goes through torch.save).
+        copied = DataProto(
+            batch=data.batch.clone(),
+            non_tensor_batch=copy.deepcopy(data.non_tensor_batch),
+            meta_info=copy.deepcopy(data.meta_info),
+        )
+        return await self._worker.compute_score(copied)
 
 
 class _RemoteCall:

@@ -1,0 +1,242 @@
+"""deltal's CPU agent-loop worker puts exactly what verl's ``AgentLoopWorkerTQ`` puts into TransferQueue.
+
+Properties: ``backend=cpu`` selects ``CPUAgentLoopManager`` through verl's ``agent_loop_manager_class`` seam (and
+``null`` gives verl's back); on the same prompts and the same sampled tokens, the trajectories, rewards, tags and
+prompt fields it writes to TransferQueue equal verl's, field by field, while it builds one agent loop instead of one
+per trajectory, scores in its own process without touching the prompt's ``extra_info``, and asks the load balancer
+once instead of twice per request (and every time when there are several servers).
+"""
+
+import asyncio
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import verl.trainer.ppo.v1.agent_loop_tq as verl_agent_loop_tq
+from omegaconf import OmegaConf
+from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
+from verl.utils import tensordict_utils as tu
+from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+from verl.workers.rollout.llm_server import LLMServerClient
+from verl.workers.rollout.replica import TokenOutput
+
+from deltal.cpu import agent_loop as cpu_agent_loop
+from deltal.cpu.agent_loop import CPUAgentLoopWorker, SingleServerClient
+from deltal.data.countdown import build as build_countdown
+from deltal.train import compose_config
+
+N_PROMPTS, N_RESPONSES = 3, 4
+
+
+class _Remote:
+    """A Ray-actor-method stand-in: ``.remote(...)`` returns an awaitable, and counts its calls."""
+
+    def __init__(self, function):
+        self.function = function
+        self.calls = 0
+
+    def remote(self, *args, **kwargs):
+        self.calls += 1
+        result = self.function(*args, **kwargs)
+        if asyncio.iscoroutine(result):
+            return result
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(result)
+        return future
+
+
+class _Server:
+    """A rollout server whose answer depends only on the prompt: the same tokens whichever worker asks."""
+
+    def __init__(self, eos_token_id: int):
+        self.eos_token_id = eos_token_id
+        self.generate = _Remote(self._generate)
+
+    def _generate(self, request_id, prompt_ids, sampling_params, **kwargs):
+        tokens = [int(t) for t in prompt_ids[-5:][::-1]] + [self.eos_token_id]
+        log_probs = [-0.1 * (i + 1) for i in range(len(tokens))]
+        return TokenOutput(token_ids=tokens, log_probs=log_probs, extra_fields={"global_steps": 1})
+
+
+class _LoadBalancer:
+    def __init__(self, servers: dict):
+        self.servers = servers
+        self.acquire_server = _Remote(lambda request_id: next(iter(self.servers.items())))
+        self.release_server = _Remote(lambda server_id: None)
+        self.require_acquire_fields = _Remote(lambda: [])
+        self.require_release_fields = _Remote(lambda: [])
+        self.get_all_servers = _Remote(lambda: list(self.servers))
+
+
+class _RemoteRewardWorker:
+    """verl's ``RewardLoopWorker`` behind a pickle round trip, as a Ray actor handle would give it its input."""
+
+    def __init__(self, config):
+        from verl.experimental.reward_loop import RewardLoopWorker
+
+        self.config = config
+        self.worker = None
+
+        async def score(data):
+            if self.worker is None:
+                self.worker = RewardLoopWorker(self.config, None)
+            return await self.worker.compute_score(pickle.loads(pickle.dumps(data)))
+
+        self.compute_score = _Remote(score)
+
+
+class _TransferQueue:
+    """The functions of ``transfer_queue`` the agent loop calls, recording every put."""
+
+    def __init__(self):
+        self.puts = []
+        self.statuses = []
+
+    def init(self, *args, **kwargs):
+        return None
+
+    async def async_kv_put(self, key, partition_id, tag):
+        self.statuses.append((key, partition_id, tag["status"]))
+
+    async def async_kv_batch_put(self, keys, fields, tags, partition_id):
+        self.puts.append((list(keys), fields, tags, partition_id))
+
+
+@pytest.fixture(scope="module")
+def config(tiny_assets, tmp_path_factory):
+    data = tmp_path_factory.mktemp("countdown")
+    build_countdown(data, train_size=N_PROMPTS, test_size=1, variant="easy")
+    cfg = compose_config(
+        [
+            "backend=cpu",
+            "method=delta_l",
+            f"actor_rollout_ref.model.path={tiny_assets}",
+            f"data.train_files={data / 'train.parquet'}",
+            f"data.val_files={data / 'test.parquet'}",
+            "data.max_prompt_length=32",
+            "data.max_response_length=24",
+            f"actor_rollout_ref.rollout.n={N_RESPONSES}",
+            "reward.custom_reward_function.path=pkg://deltal.rewards",
+            "reward.custom_reward_function.name=compute_score",
+        ]
+    )
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def _prompt_batch(config, worker):
+    """A training batch as verl's trainer submits it: dataset rows, uids, global step."""
+    dataset = RLHFDataset(data_files=config.data.train_files, tokenizer=worker.tokenizer, config=config.data)
+    batch_dict = collate_fn([dataset[i] for i in range(N_PROMPTS)])
+    batch_dict["uid"] = np.array([f"uid{i}" for i in range(N_PROMPTS)], dtype=object)
+    batch = tu.get_tensordict(batch_dict)
+    tu.assign_non_tensor_data(batch, "global_steps", 1)
+    return batch
+
+
+def _roll_out(worker_class, config, monkeypatch, servers=1):
+    """Run one batch through a worker class (no Ray); return what it wrote to TransferQueue and the fakes."""
+    tq = _TransferQueue()
+    monkeypatch.setattr(verl_agent_loop_tq, "tq", tq)
+    eos = None
+
+    async def run():
+        nonlocal eos
+        reward = _RemoteRewardWorker(config)
+        balancer = _LoadBalancer({})
+        client = LLMServerClient(config, load_balancer_handle=balancer)
+        if worker_class is CPUAgentLoopWorker:
+            client = SingleServerClient(config, load_balancer_handle=balancer)
+        worker = worker_class(config, client, None, [reward])
+        eos = worker.tokenizer.eos_token_id
+        server = _Server(eos)
+        balancer.servers.update({f"server{i}": server for i in range(servers)})
+        batch = _prompt_batch(config, worker)
+        prompts_before = pickle.dumps([dict(row) for row in batch["extra_info"]])
+        await worker.generate_sequences(batch)
+        await asyncio.gather(*list(worker.background_tasks))
+        prompts_after = pickle.dumps([dict(row) for row in batch["extra_info"]])
+        return SimpleNamespace(
+            tq=tq, balancer=balancer, reward=reward, server=server, extra_info_kept=prompts_before == prompts_after
+        )
+
+    return asyncio.run(run())
+
+
+def _rows(tq):
+    """key → that trajectory's fields, timing metrics left out (they are wall-clock times)."""
+    rows = {}
+    for keys, fields, tags, partition in tq.puts:
+        for i, key in enumerate(keys):
+            row = {name: fields[name][i] for name in fields.keys()}
+            row["metrics"] = {k: v for k, v in dict(row["metrics"]).items() if k == "num_preempted"}
+            rows[key] = (row, tags[i], partition)
+    return rows
+
+
+def _assert_same(ours, verls):
+    assert ours.keys() == verls.keys()
+    for key in verls:
+        (our_row, our_tag, our_partition), (verl_row, verl_tag, verl_partition) = ours[key], verls[key]
+        assert our_tag == verl_tag and our_partition == verl_partition
+        assert our_row.keys() == verl_row.keys()
+        for name, value in verl_row.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(our_row[name], value), (key, name)
+            else:
+                assert pickle.dumps(our_row[name]) == pickle.dumps(value), (key, name)
+
+
+def test_cpu_backend_selects_deltals_manager_and_null_gives_verls_back():
+    cfg = compose_config(["backend=cpu", "method=delta_l"])
+    assert cfg.actor_rollout_ref.rollout.agent.agent_loop_manager_class == "deltal.cpu.agent_loop.CPUAgentLoopManager"
+    assert issubclass(cpu_agent_loop.CPUAgentLoopManager, AgentLoopManagerTQ)
+    assert issubclass(CPUAgentLoopWorker, AgentLoopWorkerTQ.__ray_actor_class__)
+    cfg = compose_config(
+        ["backend=cpu", "method=delta_l", "actor_rollout_ref.rollout.agent.agent_loop_manager_class=null"]
+    )
+    assert cfg.actor_rollout_ref.rollout.agent.agent_loop_manager_class is None
+
+
+def test_trajectories_rewards_and_tags_equal_verls(config, monkeypatch):
+    verls = _roll_out(AgentLoopWorkerTQ.__ray_actor_class__, config, monkeypatch)
+    ours = _roll_out(CPUAgentLoopWorker, config, monkeypatch)
+    trajectories = N_PROMPTS * N_RESPONSES
+    assert len(_rows(verls.tq)) == len(_rows(ours.tq)) == trajectories
+    _assert_same(_rows(ours.tq), _rows(verls.tq))
+    assert sorted(ours.tq.statuses) == sorted(verls.tq.statuses)
+    assert {status for _, _, status in ours.tq.statuses} == {"running", "finished"}
+    # Real rewards were computed (CountDown's scorer tags its data source), not left empty.
+    for row, _, _ in _rows(ours.tq).values():
+        assert row["extra_fields"]["reward_extra_info"]["data_source"] == "countdown_easy"
+        assert row["rm_scores"].shape == row["responses"].shape
+    # verl's path scored remotely; ours in process, without writing into the prompts' extra_info.
+    assert verls.reward.compute_score.calls == trajectories and ours.reward.compute_score.calls == 0
+    assert ours.extra_info_kept
+    # verl asked the balancer twice per request; ours once in all.
+    assert verls.balancer.acquire_server.calls == verls.balancer.release_server.calls == trajectories
+    assert ours.balancer.acquire_server.calls == ours.balancer.release_server.calls == 1
+    assert ours.server.generate.calls == verls.server.generate.calls == trajectories
+
+
+def test_one_agent_loop_serves_every_trajectory(config, monkeypatch):
+    built = []
+    original = cpu_agent_loop.hydra.utils.instantiate
+
+    def counting_instantiate(*args, **kwargs):
+        if "server_manager" in kwargs:  # an agent loop, not one of verl's config dataclasses
+            built.append(kwargs["config"]["_target_"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cpu_agent_loop.hydra.utils, "instantiate", counting_instantiate)
+    _roll_out(CPUAgentLoopWorker, config, monkeypatch)
+    assert built == [cpu_agent_loop._SINGLE_TURN_TARGET]
+
+
+def test_several_servers_go_through_the_balancer_every_time(config, monkeypatch):
+    ours = _roll_out(CPUAgentLoopWorker, config, monkeypatch, servers=2)
+    trajectories = N_PROMPTS * N_RESPONSES
+    assert ours.balancer.acquire_server.calls == ours.balancer.release_server.calls == trajectories
+    assert len(_rows(ours.tq)) == trajectories

@@ -33,16 +33,19 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import hydra
 import ray
+import verl.trainer.ppo.v1.agent_loop_tq as agent_loop_tq
 from verl import DataProto
 from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap, _agent_loop_registry
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 from verl.experimental.reward_loop import RewardLoopWorker
 from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 from verl.utils.rollout_trace import rollout_trace_attr
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 from verl.workers.rollout.llm_server import LLMServerClient
 
 from deltal.cpu.backend import _check_verl_version
@@ -115,14 +118,103 @@ class _RemoteCall:
         self.remote = function
 
 
+class _FieldRows:
+    """What verl's per-trajectory ``list_of_dict_to_tensordict(fields)`` returns in a worker that coalesces puts."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+
+@dataclass
+class _PendingPut:
+    keys: list[str]
+    partition_id: str
+    rows: list[dict[str, Any]]
+    tags: list[dict[str, Any]] | None
+    done: asyncio.Future
+
+
+class _CoalescingTransferQueue:
+    """``transfer_queue`` as verl's agent loop module sees it in this worker: one put for many trajectories.
+
+    verl puts each finished trajectory into TransferQueue on its own (``async_kv_batch_put`` with one key: a
+    metadata round trip, a storage round trip and a notification each). Here a put waits until every trajectory
+    that is running has reached its put (none is still generating or scoring) and then all of them go in one
+    ``async_kv_batch_put``, in the order they arrived, with their own keys, fields and tags. TransferQueue stores
+    fields per sample, so the stored samples are the ones single puts store. A trajectory is only waited for while
+    another one is still on its way: verl's sync trainer samples a step once all of them are in anyway.
+    """
+
+    def __init__(self, transfer_queue: Any) -> None:
+        self._tq = transfer_queue
+        self._running = 0
+        self._waiting: list[_PendingPut] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tq, name)
+
+    def trajectory_started(self) -> None:
+        self._running += 1
+
+    def trajectory_ended(self) -> None:
+        self._running -= 1
+        self._flush_when_all_wait()
+
+    async def async_kv_batch_put(self, keys: list[str], partition_id: str, fields: Any = None, tags=None, **kwargs):
+        if not isinstance(fields, _FieldRows) or kwargs or self._running == 0:
+            if isinstance(fields, _FieldRows):
+                fields = list_of_dict_to_tensordict(fields.rows)
+            return await self._tq.async_kv_batch_put(keys=keys, partition_id=partition_id, fields=fields, tags=tags)
+        put = _PendingPut(list(keys), partition_id, fields.rows, tags, asyncio.get_running_loop().create_future())
+        self._waiting.append(put)
+        self._flush_when_all_wait()
+        return await put.done
+
+    def _flush_when_all_wait(self) -> None:
+        if self._waiting and len(self._waiting) >= self._running:
+            waiting, self._waiting = self._waiting, []
+            asyncio.get_running_loop().create_task(self._flush(waiting))
+
+    async def _flush(self, puts: list[_PendingPut]) -> None:
+        # One put per partition and field set (list_of_dict_to_tensordict needs the same keys in every row).
+        groups: dict[tuple, list[_PendingPut]] = {}
+        for put in puts:
+            kinds = (put.partition_id, tuple(put.rows[0]), put.tags is None)
+            groups.setdefault(kinds, []).append(put)
+        for (partition_id, _, no_tags), group in groups.items():
+            try:
+                meta = await self._tq.async_kv_batch_put(
+                    keys=[key for put in group for key in put.keys],
+                    partition_id=partition_id,
+                    fields=list_of_dict_to_tensordict([row for put in group for row in put.rows]),
+                    tags=None if no_tags else [tag for put in group for tag in put.tags],
+                )
+            except Exception as exc:  # every trajectory of the group sees the failure, as with its own put
+                for put in group:
+                    put.done.set_exception(exc)
+                continue
+            for put in group:
+                put.done.set_result(meta)
+
+
+def _coalesce_transfer_queue_puts() -> _CoalescingTransferQueue:
+    """Route verl's agent-loop puts in this process through a ``_CoalescingTransferQueue`` (once per process)."""
+    if not isinstance(agent_loop_tq.tq, _CoalescingTransferQueue):
+        agent_loop_tq.tq = _CoalescingTransferQueue(agent_loop_tq.tq)
+        agent_loop_tq.list_of_dict_to_tensordict = _FieldRows
+    return agent_loop_tq.tq
+
+
 class CPUAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):
     """verl's ``AgentLoopWorkerTQ`` with one shared single-turn agent loop and in-process rule-based rewards."""
 
     def __init__(self, config: Any, llm_client: Any, teacher_client: Any = None, reward_loop_worker_handles=None):
         if reward_loop_worker_handles is not None and not config.reward.reward_model.enable:
             reward_loop_worker_handles = [_InProcessRewardHandle(config)]
+        _check_verl_version()
         super().__init__(config, llm_client, teacher_client, reward_loop_worker_handles)
         self._shared_agent_loops: dict[str, Any] = {}
+        self._puts = _coalesce_transfer_queue_puts()
 
     def _shared_agent_loop(self, agent_name: str) -> Any:
         """The worker's one instance of ``agent_name`` if it is verl's single-turn loop, else None."""
@@ -148,6 +240,15 @@ class CPUAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):
 
     async def _run_agent_loop(
         self, sampling_params: dict[str, Any], trajectory: dict[str, Any], *, agent_name: str, trace: bool = True, **kw
+    ) -> Any:
+        self._puts.trajectory_started()
+        try:
+            return await self._run_one(sampling_params, trajectory, agent_name=agent_name, trace=trace, **kw)
+        finally:
+            self._puts.trajectory_ended()
+
+    async def _run_one(
+        self, sampling_params: dict[str, Any], trajectory: dict[str, Any], *, agent_name: str, trace: bool, **kw
     ) -> Any:
         agent_loop = self._shared_agent_loop(agent_name)
         if agent_loop is None:

@@ -19,6 +19,8 @@ from omegaconf import OmegaConf
 from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 from verl.utils import tensordict_utils as tu
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+from verl.utils.tokenizer.chat_template import apply_chat_template
+from verl.utils.tokenizer.tokenizer import normalize_token_ids
 from verl.workers.rollout.llm_server import LLMServerClient
 from verl.workers.rollout.replica import TokenOutput
 
@@ -48,13 +50,20 @@ class _Remote:
 
 
 class _Server:
-    """A rollout server whose answer depends only on the prompt: the same tokens whichever worker asks."""
+    """A rollout server whose answer depends only on the prompt: the same tokens whichever worker asks.
 
-    def __init__(self, eos_token_id: int):
+    ``fail_prompt``: a prompt (token ids) whose requests raise, as a broken request would.
+    """
+
+    def __init__(self, eos_token_id: int, fail_prompt=None):
         self.eos_token_id = eos_token_id
+        self.fail_prompt = fail_prompt
         self.generate = _Remote(self._generate)
 
-    def _generate(self, request_id, prompt_ids, sampling_params, **kwargs):
+    async def _generate(self, request_id, prompt_ids, sampling_params, **kwargs):
+        await asyncio.sleep(0)
+        if self.fail_prompt is not None and list(prompt_ids) == self.fail_prompt:
+            raise RuntimeError("request failed")
         tokens = [int(t) for t in prompt_ids[-5:][::-1]] + [self.eos_token_id]
         log_probs = [-0.1 * (i + 1) for i in range(len(tokens))]
         return TokenOutput(token_ids=tokens, log_probs=log_probs, extra_fields={"global_steps": 1})
@@ -136,24 +145,29 @@ def _prompt_batch(config, worker):
     return batch
 
 
-def _roll_out(worker_class, config, monkeypatch, servers=1):
+def _roll_out(worker_class, config, monkeypatch, servers=1, fail_first_prompt=False):
     """Run one batch through a worker class (no Ray); return what it wrote to TransferQueue and the fakes."""
     tq = _TransferQueue()
+    # Both module globals are restored after the test (deltal's worker reroutes them in its process).
     monkeypatch.setattr(verl_agent_loop_tq, "tq", tq)
-    eos = None
+    monkeypatch.setattr(verl_agent_loop_tq, "list_of_dict_to_tensordict", verl_agent_loop_tq.list_of_dict_to_tensordict)
 
     async def run():
-        nonlocal eos
         reward = _RemoteRewardWorker(config)
         balancer = _LoadBalancer({})
         client = LLMServerClient(config, load_balancer_handle=balancer)
         if worker_class is CPUAgentLoopWorker:
             client = SingleServerClient(config, load_balancer_handle=balancer)
         worker = worker_class(config, client, None, [reward])
-        eos = worker.tokenizer.eos_token_id
-        server = _Server(eos)
-        balancer.servers.update({f"server{i}": server for i in range(servers)})
         batch = _prompt_batch(config, worker)
+        first_prompt = None
+        if fail_first_prompt:
+            tokens = apply_chat_template(
+                worker.tokenizer, list(batch["raw_prompt"][0]), tokenize=True, add_generation_prompt=True
+            )
+            first_prompt = normalize_token_ids(tokens)
+        server = _Server(worker.tokenizer.eos_token_id, fail_prompt=first_prompt)
+        balancer.servers.update({f"server{i}": server for i in range(servers)})
         prompts_before = pickle.dumps([dict(row) for row in batch["extra_info"]])
         await worker.generate_sequences(batch)
         await asyncio.gather(*list(worker.background_tasks))
@@ -215,6 +229,8 @@ def test_trajectories_rewards_and_tags_equal_verls(config, monkeypatch):
     # verl's path scored remotely; ours in process, without writing into the prompts' extra_info.
     assert verls.reward.compute_score.calls == trajectories and ours.reward.compute_score.calls == 0
     assert ours.extra_info_kept
+    # verl put each trajectory on its own; ours all of them at once.
+    assert len(verls.tq.puts) == trajectories and len(ours.tq.puts) == 1
     # verl asked the balancer twice per request; ours once in all.
     assert verls.balancer.acquire_server.calls == verls.balancer.release_server.calls == trajectories
     assert ours.balancer.acquire_server.calls == ours.balancer.release_server.calls == 1
@@ -240,3 +256,12 @@ def test_several_servers_go_through_the_balancer_every_time(config, monkeypatch)
     trajectories = N_PROMPTS * N_RESPONSES
     assert ours.balancer.acquire_server.calls == ours.balancer.release_server.calls == trajectories
     assert len(_rows(ours.tq)) == trajectories
+
+
+def test_a_failed_trajectory_neither_holds_back_nor_changes_the_others(config, monkeypatch):
+    verls = _roll_out(AgentLoopWorkerTQ.__ray_actor_class__, config, monkeypatch, fail_first_prompt=True)
+    ours = _roll_out(CPUAgentLoopWorker, config, monkeypatch, fail_first_prompt=True)
+    assert len(_rows(ours.tq)) == (N_PROMPTS - 1) * N_RESPONSES
+    _assert_same(_rows(ours.tq), _rows(verls.tq))
+    assert sorted(ours.tq.statuses) == sorted(verls.tq.statuses)
+    assert [status for _, _, status in ours.tq.statuses].count("failure") == 1

@@ -2,10 +2,11 @@
 
 Selected through verl's seam for a custom agent-loop manager, ``actor_rollout_ref.rollout.agent.
 agent_loop_manager_class`` (set by ``deltal/config/backend/cpu.yaml``; ``null`` gives verl's own back). The manager
-and worker are verl 0.9.1's ``AgentLoopManagerTQ`` / ``AgentLoopWorkerTQ``; per trajectory, verl's worker pays for
-machinery that a GPU run never notices but that costs a CPU quickstart step (256 trajectories of ~12 tokens) about
-1.5 CPU seconds out of 6 (docs/cpu-step-profile.md). The worker here removes three of those costs and computes
-exactly what verl's does (``tests/cpu/test_agent_loop_on_cpu.py`` compares the two on the same input):
+and worker are verl 0.9.1's ``AgentLoopManagerTQ`` / ``AgentLoopWorkerTQ``. Per trajectory, verl's worker pays
+for machinery that a GPU run never notices; at the CPU quickstart's 256 trajectories of ~12 tokens it was about
+3.4 of 7 CPU seconds per step, in three processes (docs/cpu-step-profile.md). The worker here removes four of
+those costs and writes into TransferQueue exactly what verl's writes (``tests/cpu/test_agent_loop_on_cpu.py``
+runs both on the same prompts and compares every stored field, tag and status):
 
 1. **One single-turn agent loop per worker** instead of a hydra ``instantiate`` per trajectory (about 1 ms of
    OmegaConf merging each). verl's ``SingleTurnAgentLoop`` keeps no state between ``run`` calls (everything it
@@ -14,18 +15,23 @@ exactly what verl's does (``tests/cpu/test_agent_loop_on_cpu.py`` compares the t
    keep verl's per-trajectory instance.
 2. **Rule-based rewards scored in the worker's own process.** verl hands each trajectory to a ``RewardLoopWorker``
    actor (a pickled ``DataProto`` and a Ray task each way). Here the same ``RewardLoopWorker`` class runs inside the
-   agent-loop process and gets a deep copy of the same ``DataProto``, as Ray's pickling would give it (verl's
-   reward manager writes into the ``extra_info`` it receives). With a reward model enabled, verl's remote workers
-   are used unchanged.
+   agent-loop process on a copy of the same ``DataProto``, as Ray's pickling would give it (verl's reward manager
+   writes into the ``extra_info`` it receives). With a reward model enabled, verl's remote workers are used.
 3. **No load-balancer round trip when there is one rollout server.** verl's client asks the
    ``GlobalRequestLoadBalancer`` actor for a server before each request and tells it when the request is done
    (two Ray calls per trajectory). With a single server every answer is that server: the client asks once, then
    sends requests straight to it. The balancer's in-flight counts then stay at zero; verl reads them only in its
    fully-async trainer, which the CPU backend does not run (its rollout is hybrid and sync only).
+4. **One TransferQueue put for the trajectories that finish together** instead of one each
+   (``_CoalescingTransferQueue``). This is the one wrap without a seam: in the worker's process only, verl's agent
+   loop module is given a stand-in for its ``transfer_queue`` and ``list_of_dict_to_tensordict`` names, so that
+   each trajectory's put waits until no running trajectory is still generating or scoring and then all go in
+   one ``async_kv_batch_put``, in arrival order, each with its own key, fields and tags.
 
 The private verl names used (``AgentLoopWorkerTQ``'s class behind Ray's wrapper, ``_agent_loop_registry``,
-``LLMServerClient._load_balancer`` and its ``_acquire_server`` / ``_release_server`` hooks) are those of the pinned
-verl version; the manager refuses to start on another version.
+``LLMServerClient._load_balancer`` and its ``_acquire_server`` / ``_release_server`` hooks, the two module names
+of ``verl.trainer.ppo.v1.agent_loop_tq``) are those of the pinned verl version; the manager and the worker refuse
+to start on another version.
 """
 
 from __future__ import annotations

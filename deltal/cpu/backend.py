@@ -16,8 +16,9 @@ fills each gap through verl's public seams, in every process that imports verl (
    else changes. Guarded by the pinned verl version: on another version this refuses to run.
 
 The rest (fake Ray GPUs, TransferQueue storage units, sdpa attention, fsdp2, dtypes, Ray and TransferQueue
-settings, and the replay buffer's poll interval through verl's custom-sampler seam, ``deltal.cpu.replay_buffer``)
-are config, in ``deltal/config/backend/cpu.yaml``; what each costs or buys is in docs/cpu-step-profile.md.
+settings, the replay buffer's poll interval through verl's custom-sampler seam, ``deltal.cpu.replay_buffer``, and
+the agent loop through verl's custom agent-loop-manager seam, ``deltal.cpu.agent_loop``) are config, in
+``deltal/config/backend/cpu.yaml``; what each costs or buys is in docs/cpu-step-profile.md.
 Idempotent: a second call does nothing.
 
 Imports at call time: ``verl.plugin.platform`` (already loaded by ``verl/__init__``), ``verl.utils.distributed``

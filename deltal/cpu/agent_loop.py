@@ -58,6 +58,8 @@ from deltal.cpu.backend import _check_verl_version
 
 logger = logging.getLogger(__name__)
 
+# Requests to deltal's rollout server that arrive within this many seconds go in one Ray call.
+GENERATE_WINDOW_S = 0.005
 # The registry entry verl's @register("single_turn_agent") writes for the stateless single-turn loop.
 _SINGLE_TURN_TARGET = f"{SingleTurnAgentLoop.__module__}.{SingleTurnAgentLoop.__qualname__}"
 
@@ -79,6 +81,8 @@ class SingleServerClient(LLMServerClient):
         server_id, handle = await super()._acquire_server(request_id, **extra)
         super()._release_server(server_id, request_id=request_id)
         logger.info("agent loop: one rollout server (%s); requests go to it directly", server_id)
+        if hasattr(handle, "generate_many"):  # deltal's own server: requests travel together
+            return server_id, _CoalescedGenerate(handle)
         return server_id, handle
 
     async def _acquire_server(self, request_id: str, **extra: Any) -> tuple[str, Any]:
@@ -95,6 +99,45 @@ class SingleServerClient(LLMServerClient):
         if self._only_server:
             return
         super()._release_server(server_id, request_id=request_id)
+
+
+class _CoalescedGenerate:
+    """The one server's handle as verl's client calls it (``generate.remote(**request)``), sending the requests
+    that arrive within ``GENERATE_WINDOW_S`` of each other's first in one ``generate_many`` call.
+
+    The window is well under the server's own batching window (``deltal.cpu.rollout.BATCH_QUIET_S``), so the
+    server still sees one burst and samples it as one batch, as before; each request gets its own answer.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._pending: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self.generate = _RemoteCall(self._generate)
+
+    async def _generate(self, **request: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self._pending.append((request, answer))
+        if len(self._pending) == 1:
+            loop.call_later(GENERATE_WINDOW_S, self._send_pending)
+        return await answer
+
+    def _send_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        asyncio.get_running_loop().create_task(self._send(pending))
+
+    async def _send(self, pending: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+        try:
+            results = await self._handle.generate_many.remote([request for request, _ in pending])
+        except Exception as exc:  # the call itself failed: every request in it fails with that error
+            results = [exc] * len(pending)
+        for (_, answer), result in zip(pending, results, strict=True):
+            if answer.done():  # its trajectory was cancelled meanwhile
+                continue
+            if isinstance(result, BaseException):
+                answer.set_exception(result)
+            else:
+                answer.set_result(result)
 
 
 class _InProcessRewardHandle:

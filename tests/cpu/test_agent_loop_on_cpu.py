@@ -69,6 +69,19 @@ class _Server:
         return TokenOutput(token_ids=tokens, log_probs=log_probs, extra_fields={"global_steps": 1})
 
 
+class _BatchingServer(_Server):
+    """The fake server with deltal's ``generate_many`` (several requests in one call)."""
+
+    def __init__(self, eos_token_id: int, fail_prompt=None):
+        super().__init__(eos_token_id, fail_prompt)
+        self.generate_many = _Remote(self._generate_many)
+        self.requests = 0
+
+    async def _generate_many(self, requests):
+        self.requests += len(requests)
+        return list(await asyncio.gather(*(self._generate(**r) for r in requests), return_exceptions=True))
+
+
 class _LoadBalancer:
     def __init__(self, servers: dict):
         self.servers = servers
@@ -145,7 +158,7 @@ def _prompt_batch(config, worker):
     return batch
 
 
-def _roll_out(worker_class, config, monkeypatch, servers=1, fail_first_prompt=False):
+def _roll_out(worker_class, config, monkeypatch, servers=1, fail_first_prompt=False, server_class=None):
     """Run one batch through a worker class (no Ray); return what it wrote to TransferQueue and the fakes."""
     tq = _TransferQueue()
     # Both module globals are restored after the test (deltal's worker reroutes them in its process).
@@ -166,7 +179,7 @@ def _roll_out(worker_class, config, monkeypatch, servers=1, fail_first_prompt=Fa
                 worker.tokenizer, list(batch["raw_prompt"][0]), tokenize=True, add_generation_prompt=True
             )
             first_prompt = normalize_token_ids(tokens)
-        server = _Server(worker.tokenizer.eos_token_id, fail_prompt=first_prompt)
+        server = (server_class or _Server)(worker.tokenizer.eos_token_id, fail_prompt=first_prompt)
         balancer.servers.update({f"server{i}": server for i in range(servers)})
         prompts_before = pickle.dumps([dict(row) for row in batch["extra_info"]])
         await worker.generate_sequences(batch)
@@ -265,3 +278,15 @@ def test_a_failed_trajectory_neither_holds_back_nor_changes_the_others(config, m
     _assert_same(_rows(ours.tq), _rows(verls.tq))
     assert sorted(ours.tq.statuses) == sorted(verls.tq.statuses)
     assert [status for _, _, status in ours.tq.statuses].count("failure") == 1
+
+
+@pytest.mark.parametrize("fail_first_prompt", [False, True])
+def test_requests_to_deltals_server_travel_together_with_the_same_answers(config, monkeypatch, fail_first_prompt):
+    verls = _roll_out(AgentLoopWorkerTQ.__ray_actor_class__, config, monkeypatch, fail_first_prompt=fail_first_prompt)
+    ours = _roll_out(
+        CPUAgentLoopWorker, config, monkeypatch, fail_first_prompt=fail_first_prompt, server_class=_BatchingServer
+    )
+    _assert_same(_rows(ours.tq), _rows(verls.tq))
+    assert sorted(ours.tq.statuses) == sorted(verls.tq.statuses)
+    assert ours.server.generate.calls == 0 and ours.server.requests == N_PROMPTS * N_RESPONSES
+    assert 1 <= ours.server.generate_many.calls < N_PROMPTS * N_RESPONSES

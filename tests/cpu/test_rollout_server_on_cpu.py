@@ -1,6 +1,6 @@
 """deltal_hf rollout server (without Ray): concurrent requests are sampled as one batch, the token budget and the
 log-prob request are honoured, EOS comes from the model's generation config, and weight updates really replace
-the served weights (unknown names are refused).
+the served weights (unknown names are refused); several requests sent in one call are answered each in place.
 """
 
 import asyncio
@@ -90,3 +90,27 @@ def test_weight_updates_replace_the_served_weights(server, tiny_assets):
 def test_image_inputs_are_refused(server):
     with pytest.raises(NotImplementedError, match="text-only"):
         asyncio.run(server.generate(prompt_ids=[1, 2], sampling_params={}, request_id="x", image_data=[object()]))
+
+
+def test_generate_many_answers_each_request_in_one_batch_and_returns_failures_in_place(
+    server, tiny_assets, monkeypatch
+):
+    calls = []
+    real_generate_batch = rollout.generate_batch
+
+    def counting_generate_batch(model, prompts, *args):
+        calls.append(len(prompts))
+        return real_generate_batch(model, prompts, *args)
+
+    monkeypatch.setattr(rollout, "generate_batch", counting_generate_batch)
+    prompts = _prompts(tiny_assets, 3)
+    requests = [
+        {"prompt_ids": prompts[0], "sampling_params": {"temperature": 1.0, "logprobs": True}, "request_id": "a"},
+        {"prompt_ids": prompts[1], "sampling_params": {"temperature": 1.0}, "request_id": "b", "image_data": ["x"]},
+        {"prompt_ids": prompts[2], "sampling_params": {"temperature": 1.0}, "request_id": "c"},
+    ]
+    results = asyncio.run(server.generate_many(requests))
+    assert calls == [2]
+    assert isinstance(results[1], NotImplementedError)
+    assert results[0].log_probs is not None and results[2].log_probs is None
+    assert all(1 <= len(results[i].token_ids) <= 24 for i in (0, 2))

@@ -4,7 +4,7 @@ Selected through verl's seam for a custom agent-loop manager, ``actor_rollout_re
 agent_loop_manager_class`` (set by ``deltal/config/backend/cpu.yaml``; ``null`` gives verl's own back). The manager
 and worker are verl 0.9.1's ``AgentLoopManagerTQ`` / ``AgentLoopWorkerTQ``. Per trajectory, verl's worker pays
 for machinery that a GPU run never notices; at the CPU quickstart's 256 trajectories of ~12 tokens it was about
-3.4 of 7 CPU seconds per step, in three processes (docs/cpu-step-profile.md). The worker here removes four of
+3.4 of 7 CPU seconds per step, in three processes (docs/cpu-step-profile.md). The worker here removes five of
 those costs and writes into TransferQueue exactly what verl's writes (``tests/cpu/test_agent_loop_on_cpu.py``
 runs both on the same prompts and compares every stored field, tag and status):
 
@@ -21,7 +21,9 @@ runs both on the same prompts and compares every stored field, tag and status):
    ``GlobalRequestLoadBalancer`` actor for a server before each request and tells it when the request is done
    (two Ray calls per trajectory). With a single server every answer is that server: the client asks once, then
    sends requests straight to it. The balancer's in-flight counts then stay at zero; verl reads them only in its
-   fully-async trainer, which the CPU backend does not run (its rollout is hybrid and sync only).
+   fully-async trainer, which the CPU backend does not run (its rollout is hybrid and sync only). When that server
+   is deltal's own (``HFTokenServer``), requests arriving within 5 ms of each other travel in one
+   ``generate_many`` Ray call instead of one call each; the server answers each as its ``generate`` would.
 4. **One TransferQueue put for the trajectories that finish together** instead of one each
    (``_CoalescingTransferQueue``). This is the one wrap without a seam: in the worker's process only, verl's agent
    loop module is given a stand-in for its ``transfer_queue`` and ``list_of_dict_to_tensordict`` names, so that

@@ -10,7 +10,12 @@ of one task. Per method (seeds averaged):
 * a table: best held-out accuracy (mean ± std over seeds), steps to reach a target accuracy (mean over the seeds
   that reached it, and how many did), the monotonicity score (paper appendix A.2: Pearson correlation of step and
   held-out accuracy over the evaluations), and the final mean response length (mean of the last ``final_window``
-  training steps).
+  training steps);
+* what ΔL changes on the run's own batches: the predicted CV ratio of Dr. GRPO Norm (equal to DAPO Norm's under
+  the paper's model) to ΔL at α = 1 (``deltal/variance/cv_ratio/dr_grpo_norm``, from each step's lengths alone,
+  `deltal.algorithm.telemetry`), averaged over the first and over the last ``final_window`` steps, and the actor's
+  gradient norm before clipping (``actor/grad_norm``) averaged over all steps. Only ΔL and Dr. GRPO Norm share an
+  expected gradient (∇J/M), so only their gradient norms compare; DAPO Norm's scale is G/ΣL.
 
 Used by ``python -m deltal.experiments.compare``; library module (no command line of its own).
 """
@@ -36,9 +41,10 @@ TRAINING_QUANTITIES: dict[str, tuple[str, str]] = {
     "batch_reward": ("critic/score/mean", "batch reward (mean over responses)"),
     "response_length": ("response_length/mean", "mean response length (tokens)"),
     "adv_weight_spread": ("deltal/adv_weight/std", "std of ΔL weights in the batch"),
+    "variance_ratio": ("deltal/variance/cv_ratio/dr_grpo_norm", "predicted CV: Dr. GRPO Norm / ΔL (α = 1)"),
 }
 ACCURACY = "heldout_accuracy"
-SUMMARY_COLUMNS = ("method", "seeds", "best_accuracy", "steps_to_target", "monotonicity", "final_length")
+GRAD_NORM = "actor/grad_norm"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,17 @@ class SummaryRow:
     steps_to_target: list[float]  # NaN for a seed that never reached the target
     monotonicity: list[float]
     final_length: list[float]
+    cv_ratio_first: list[float]  # NaN for a run that logged no variance telemetry
+    cv_ratio_last: list[float]
+    grad_norm: list[float]
+
+
+def _mean_of(values: pd.Series) -> float:
+    return float(values.mean()) if not values.empty else math.nan
+
+
+def _run_values(curve: pd.DataFrame, run: str) -> pd.Series:
+    return curve[curve["run"] == run].sort_values("step")["value"]
 
 
 def accuracy_curves(frame: pd.DataFrame, k: int = 1) -> pd.DataFrame:
@@ -79,19 +96,24 @@ def summarise(frame: pd.DataFrame, target: float, k: int = 1, final_window: int 
         raise ValueError(f"final_window must be >= 1 step, got {final_window}")
     accuracy = accuracy_curves(frame, k)
     lengths = metric_curves(frame, TRAINING_QUANTITIES["response_length"][0])
+    cv_ratios = metric_curves(frame, TRAINING_QUANTITIES["variance_ratio"][0])
+    grad_norms = metric_curves(frame, GRAD_NORM)
     rows = []
     for method in method_order(list(accuracy["method"].unique())):
         runs = sorted(accuracy.loc[accuracy["method"] == method, "run"].unique())
         best, reach, monotonic, final = [], [], [], []
+        cv_first, cv_last, grad = [], [], []
         for run in runs:
             curve = accuracy[accuracy["run"] == run].sort_values("step")
             best.append(float(curve["value"].max()))
             reach.append(steps_to_reach(curve, target))
             # Every evaluation counts (the paper's grid of 50 steps is the run's own test_freq here).
             monotonic.append(monotonicity_score(curve["step"], curve["value"], every=1))
-            length = lengths[lengths["run"] == run].sort_values("step")["value"]
-            final.append(float(length.tail(final_window).mean()) if not length.empty else math.nan)
-        rows.append(SummaryRow(method, len(runs), best, reach, monotonic, final))
+            final.append(_mean_of(_run_values(lengths, run).tail(final_window)))
+            cv_first.append(_mean_of(_run_values(cv_ratios, run).head(final_window)))
+            cv_last.append(_mean_of(_run_values(cv_ratios, run).tail(final_window)))
+            grad.append(_mean_of(_run_values(grad_norms, run)))
+        rows.append(SummaryRow(method, len(runs), best, reach, monotonic, final, cv_first, cv_last, grad))
     return rows
 
 
@@ -118,6 +140,8 @@ def summary_frame(rows: list[SummaryRow], target: float) -> pd.DataFrame:
                 f"steps_to_{target:g}": steps,
                 "monotonicity": _mean_std(row.monotonicity, 2),
                 "final_length": _mean_std(row.final_length, 1),
+                "cv_ratio_first_to_last": f"{_mean_std(row.cv_ratio_first, 2)} → {_mean_std(row.cv_ratio_last, 2)}",
+                "grad_norm": _mean_std(row.grad_norm, 4),
             }
         )
     return pd.DataFrame.from_records(records)

@@ -1,5 +1,6 @@
 """The method comparison's figures from a hand-made tidy table: best held-out accuracy, steps to a target, the
-monotonicity score and the final length per method, mean ± std over seeds, and one PNG per curve."""
+monotonicity score, the final length, the predicted CV ratio early and late and the gradient norm per method, mean
+± std over seeds, and one PNG per curve."""
 
 import math
 
@@ -9,12 +10,13 @@ import pytest
 from deltal.analysis.comparison import plot_comparison, summarise, summary_frame, to_markdown
 
 VAL = "val-core/countdown_trace/acc/mean@1"
+CV_RATIO = "deltal/variance/cv_ratio/dr_grpo_norm"
 
 
 def _frame() -> pd.DataFrame:
     rows = []
 
-    def run(method: str, seed: int, accuracy: list[float], lengths: list[float]) -> None:
+    def run(method: str, seed: int, accuracy: list[float], lengths: list[float], cv_ratio: list[float]) -> None:
         name = f"countdown_trace__{method}__tiny-qwen2__seed{seed}"
         for step, value in zip((0, 10, 20), accuracy, strict=True):
             rows.append((name, "countdown_trace", method, "tiny-qwen2", step, VAL, value))
@@ -23,10 +25,13 @@ def _frame() -> pd.DataFrame:
             rows.append((name, "countdown_trace", method, "tiny-qwen2", step, "critic/score/mean", 0.1 * step))
             weight_std = 0.0 if method == "dapo_norm" else 0.5
             rows.append((name, "countdown_trace", method, "tiny-qwen2", step, "deltal/adv_weight/std", weight_std))
+            rows.append((name, "countdown_trace", method, "tiny-qwen2", step, "actor/grad_norm", 0.01 * step + seed))
+        for step, value in enumerate(cv_ratio, start=1):
+            rows.append((name, "countdown_trace", method, "tiny-qwen2", step, CV_RATIO, value))
 
-    run("dapo_norm", 0, [0.1, 0.2, 0.3], [100, 90, 80])
-    run("dapo_norm", 1, [0.1, 0.3, 0.2], [100, 100, 100])
-    run("delta_l", 0, [0.1, 0.15, 0.2], [100, 120, 140])
+    run("dapo_norm", 0, [0.1, 0.2, 0.3], [100, 90, 80], [1.4, 1.2, 1.0])
+    run("dapo_norm", 1, [0.1, 0.3, 0.2], [100, 100, 100], [1.2, 1.2, 1.2])
+    run("delta_l", 0, [0.1, 0.15, 0.2], [100, 120, 140], [])  # a run without telemetry
     return pd.DataFrame(rows, columns=["run", "task", "method", "model", "step", "metric", "value"])
 
 
@@ -39,12 +44,18 @@ def test_summary_per_method_over_seeds():
     assert math.isnan(delta.steps_to_target[0])
     assert dapo.monotonicity[0] == pytest.approx(1.0) and dapo.monotonicity[1] == pytest.approx(0.5)
     assert dapo.final_length == [85.0, 100.0] and delta.final_length == [130.0]
+    assert dapo.cv_ratio_first == pytest.approx([1.3, 1.2]) and dapo.cv_ratio_last == pytest.approx([1.1, 1.2])
+    assert math.isnan(delta.cv_ratio_first[0]) and math.isnan(delta.cv_ratio_last[0])
+    assert dapo.grad_norm == pytest.approx([0.02, 1.02]) and delta.grad_norm == pytest.approx([0.02])
 
     table = summary_frame(list(rows.values()), target=0.3)
     assert list(table["method"]) == ["DAPO Norm", "ΔL Norm"]
     assert table.iloc[0]["best_accuracy"] == "0.300 ± 0.000"
     assert table.iloc[0]["steps_to_0.3"] == "15 (2/2)" and table.iloc[1]["steps_to_0.3"] == "not reached (0/1)"
     assert table.iloc[0]["monotonicity"] == "0.75 ± 0.25"
+    assert table.iloc[0]["cv_ratio_first_to_last"] == "1.25 ± 0.05 → 1.15 ± 0.05"
+    assert table.iloc[1]["cv_ratio_first_to_last"] == "n/a → n/a"
+    assert table.iloc[0]["grad_norm"] == "0.5200 ± 0.5000"
     markdown = to_markdown(table).splitlines()
     assert len(markdown) == 4 and markdown[0].startswith("| method |")
 
@@ -56,6 +67,7 @@ def test_every_curve_is_drawn(tmp_path):
         "batch_reward.png",
         "heldout_accuracy.png",
         "response_length.png",
+        "variance_ratio.png",
     ]
     assert all(path.stat().st_size > 0 for path in written)
 

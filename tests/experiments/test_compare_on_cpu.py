@@ -50,14 +50,14 @@ def test_two_methods_train_resume_and_report(tmp_path, capsys):
     summary = (out / "summary.md").read_text().splitlines()
     assert len(summary) == 2 + 2 and "DAPO Norm" in summary[2] and "ΔL Norm" in summary[3]  # paper order
     figures = out / "figures"
-    for name in ("heldout_accuracy", "batch_reward", "response_length", "adv_weight_spread"):
+    for name in ("heldout_accuracy", "batch_reward", "response_length", "adv_weight_spread", "variance_ratio"):
         assert (figures / f"{name}.png").stat().st_size > 0
 
     # Figures come back from the finished runs alone.
     for png in figures.glob("*.png"):
         png.unlink()
     assert main(["--out", str(out), "--plots-only"]) == 0
-    assert len(list(figures.glob("*.png"))) == 4
+    assert len(list(figures.glob("*.png"))) == 5
     assert "DAPO Norm" in capsys.readouterr().out
 
     # Other settings on the same folder would mix experiments: refused.

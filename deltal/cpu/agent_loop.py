@@ -25,13 +25,15 @@ runs both on the same prompts and compares every stored field, tag and status):
    is deltal's own (``HFTokenServer``), requests arriving within 5 ms of each other travel in one
    ``generate_many`` Ray call instead of one call each; the server answers each as its ``generate`` would.
 4. **One TransferQueue put for the trajectories that finish together** instead of one each
-   (``_CoalescingTransferQueue``). This is the one wrap without a seam: in the worker's process only, verl's agent
-   loop module is given a stand-in for its ``transfer_queue`` and ``list_of_dict_to_tensordict`` names, so that
-   each trajectory's put waits until no running trajectory is still generating or scoring and then all go in
-   one ``async_kv_batch_put``, in arrival order, each with its own key, fields and tags.
+   (``_CoalescingTransferQueue``). This is the one wrap without a seam: in the worker's process only, the globals
+   that verl's agent-loop methods run with get a stand-in for their ``transfer_queue`` and
+   ``list_of_dict_to_tensordict`` names, so that each trajectory's put waits until no running trajectory is still
+   generating or scoring and then all go in one ``async_kv_batch_put``, in arrival order, each with its own key,
+   fields and tags. (In a Ray actor those globals are a copy of verl's module's, see
+   ``_coalesce_transfer_queue_puts``; an earlier version replaced the module's names, which the actor never reads.)
 
 The private verl names used (``AgentLoopWorkerTQ``'s class behind Ray's wrapper, ``_agent_loop_registry``,
-``LLMServerClient._load_balancer`` and its ``_acquire_server`` / ``_release_server`` hooks, the two module names
+``LLMServerClient._load_balancer`` and its ``_acquire_server`` / ``_release_server`` hooks, the two global names
 of ``verl.trainer.ppo.v1.agent_loop_tq``) are those of the pinned verl version; the manager and the worker refuse
 to start on another version.
 """
@@ -40,13 +42,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import hydra
 import ray
-import verl.trainer.ppo.v1.agent_loop_tq as agent_loop_tq
 from verl import DataProto
 from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap, _agent_loop_registry
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
@@ -248,12 +250,19 @@ class _CoalescingTransferQueue:
                 put.done.set_result(meta)
 
 
-def _coalesce_transfer_queue_puts() -> _CoalescingTransferQueue:
-    """Route verl's agent-loop puts in this process through a ``_CoalescingTransferQueue`` (once per process)."""
-    if not isinstance(agent_loop_tq.tq, _CoalescingTransferQueue):
-        agent_loop_tq.tq = _CoalescingTransferQueue(agent_loop_tq.tq)
-        agent_loop_tq.list_of_dict_to_tensordict = _FieldRows
-    return agent_loop_tq.tq
+def _coalesce_transfer_queue_puts(worker_class: type) -> _CoalescingTransferQueue:
+    """Route the puts of ``worker_class``'s agent-loop code in this process through one ``_CoalescingTransferQueue``.
+
+    The names are replaced where the running ``_agent_loop_postprocess`` looks them up. In a test that is verl's
+    module. In a Ray actor it is not: Ray wraps every method of an actor class, inherited ones included, and ships
+    the class with cloudpickle; verl's ``AgentLoopWorkerTQ`` hides behind its ``ray.remote`` wrapper, so its methods
+    travel by value and run with a globals dict of their own (shared by all of them), not the module's.
+    """
+    namespace = inspect.unwrap(worker_class._agent_loop_postprocess).__globals__
+    if not isinstance(namespace["tq"], _CoalescingTransferQueue):
+        namespace["tq"] = _CoalescingTransferQueue(namespace["tq"])
+        namespace["list_of_dict_to_tensordict"] = _FieldRows
+    return namespace["tq"]
 
 
 class CPUAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):
@@ -265,7 +274,7 @@ class CPUAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):
         _check_verl_version()
         super().__init__(config, llm_client, teacher_client, reward_loop_worker_handles)
         self._shared_agent_loops: dict[str, Any] = {}
-        self._puts = _coalesce_transfer_queue_puts()
+        self._puts = _coalesce_transfer_queue_puts(type(self))
 
     def _shared_agent_loop(self, agent_name: str) -> Any:
         """The worker's one instance of ``agent_name`` if it is verl's single-turn loop, else None."""

@@ -8,14 +8,17 @@ once instead of twice per request (and every time when there are several servers
 """
 
 import asyncio
+import inspect
 import pickle
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import ray
 import torch
 import verl.trainer.ppo.v1.agent_loop_tq as verl_agent_loop_tq
 from omegaconf import OmegaConf
+from ray import cloudpickle
 from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 from verl.utils import tensordict_utils as tu
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
@@ -161,15 +164,17 @@ def _prompt_batch(config, worker):
 def _roll_out(worker_class, config, monkeypatch, servers=1, fail_first_prompt=False, server_class=None):
     """Run one batch through a worker class (no Ray); return what it wrote to TransferQueue and the fakes."""
     tq = _TransferQueue()
-    # Both module globals are restored after the test (deltal's worker reroutes them in its process).
-    monkeypatch.setattr(verl_agent_loop_tq, "tq", tq)
-    monkeypatch.setattr(verl_agent_loop_tq, "list_of_dict_to_tensordict", verl_agent_loop_tq.list_of_dict_to_tensordict)
+    # The globals verl's agent-loop methods run with: its module's, or their own in a class as Ray ships it. Both
+    # names are restored after the test (deltal's worker reroutes them in its process).
+    namespace = inspect.unwrap(worker_class._agent_loop_postprocess).__globals__
+    monkeypatch.setitem(namespace, "tq", tq)
+    monkeypatch.setitem(namespace, "list_of_dict_to_tensordict", namespace["list_of_dict_to_tensordict"])
 
     async def run():
         reward = _RemoteRewardWorker(config)
         balancer = _LoadBalancer({})
         client = LLMServerClient(config, load_balancer_handle=balancer)
-        if worker_class is CPUAgentLoopWorker:
+        if issubclass(worker_class, CPUAgentLoopWorker):
             client = SingleServerClient(config, load_balancer_handle=balancer)
         worker = worker_class(config, client, None, [reward])
         batch = _prompt_batch(config, worker)
@@ -290,3 +295,16 @@ def test_requests_to_deltals_server_travel_together_with_the_same_answers(config
     assert sorted(ours.tq.statuses) == sorted(verls.tq.statuses)
     assert ours.server.generate.calls == 0 and ours.server.requests == N_PROMPTS * N_RESPONSES
     assert 1 <= ours.server.generate_many.calls < N_PROMPTS * N_RESPONSES
+
+
+def test_puts_coalesce_in_the_worker_class_as_ray_ships_it(config, monkeypatch):
+    # Ray wraps every method of an actor class and pickles the class; verl's methods, hidden behind its ray.remote
+    # wrapper, travel by value and run with globals of their own. The coalescing must reach those, not the module's.
+    actor_class = ray.remote(CPUAgentLoopWorker).__ray_metadata__.modified_class
+    shipped = cloudpickle.loads(cloudpickle.dumps(actor_class))
+    assert inspect.unwrap(shipped._agent_loop_postprocess).__globals__ is not vars(verl_agent_loop_tq)
+    verls = _roll_out(AgentLoopWorkerTQ.__ray_actor_class__, config, monkeypatch)
+    ours = _roll_out(shipped, config, monkeypatch)
+    _assert_same(_rows(ours.tq), _rows(verls.tq))
+    assert sorted(ours.tq.statuses) == sorted(verls.tq.statuses)
+    assert len(ours.tq.puts) == 1

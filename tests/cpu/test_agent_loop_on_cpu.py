@@ -4,7 +4,8 @@ Properties: ``backend=cpu`` selects ``CPUAgentLoopManager`` through verl's ``age
 ``null`` gives verl's back); on the same prompts and the same sampled tokens, the trajectories, rewards, tags and
 prompt fields it writes to TransferQueue equal verl's, field by field, while it builds one agent loop instead of one
 per trajectory, scores in its own process without touching the prompt's ``extra_info``, and asks the load balancer
-once instead of twice per request (and every time when there are several servers).
+once instead of twice per request (and every time when there are several servers). The one-put coalescing also holds
+for the worker class as Ray ships it to an actor, where verl's methods run with globals of their own.
 """
 
 import asyncio

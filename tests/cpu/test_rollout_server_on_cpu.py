@@ -20,6 +20,20 @@ def server(tiny_assets):
     return HFTokenServer(config=config, model_config=SimpleNamespace(path=str(tiny_assets)), replica_rank=0)
 
 
+@pytest.fixture()
+def batch_sizes(monkeypatch):
+    """The size of every batch the server samples, in order."""
+    sizes = []
+    real_generate_batch = rollout.generate_batch
+
+    def counting_generate_batch(model, prompts, *args):
+        sizes.append(len(prompts))
+        return real_generate_batch(model, prompts, *args)
+
+    monkeypatch.setattr(rollout, "generate_batch", counting_generate_batch)
+    return sizes
+
+
 def _prompts(tiny_assets, count):
     tokenizer = AutoTokenizer.from_pretrained(tiny_assets)
     texts = [f"Use {i} 2 3 to make {i + 5}." for i in range(1, count + 1)]
@@ -32,15 +46,7 @@ def _prompts(tiny_assets, count):
     ]
 
 
-def test_concurrent_requests_are_served_in_one_batch_with_requested_fields(server, tiny_assets, monkeypatch):
-    calls = []
-    real_generate_batch = rollout.generate_batch
-
-    def counting_generate_batch(model, prompts, *args):
-        calls.append(len(prompts))
-        return real_generate_batch(model, prompts, *args)
-
-    monkeypatch.setattr(rollout, "generate_batch", counting_generate_batch)
+def test_concurrent_requests_are_served_in_one_batch_with_requested_fields(server, tiny_assets, batch_sizes):
     prompts = _prompts(tiny_assets, 8)
 
     async def serve():
@@ -54,7 +60,7 @@ def test_concurrent_requests_are_served_in_one_batch_with_requested_fields(serve
         return await asyncio.gather(*requests)
 
     outputs = asyncio.run(serve())
-    assert calls == [8]
+    assert batch_sizes == [8]
     eos = server.eos_token_ids
     assert eos == {AutoTokenizer.from_pretrained(tiny_assets).eos_token_id}
     for i, output in enumerate(outputs):
@@ -93,16 +99,8 @@ def test_image_inputs_are_refused(server):
 
 
 def test_generate_many_answers_each_request_in_one_batch_and_returns_failures_in_place(
-    server, tiny_assets, monkeypatch
+    server, tiny_assets, batch_sizes
 ):
-    calls = []
-    real_generate_batch = rollout.generate_batch
-
-    def counting_generate_batch(model, prompts, *args):
-        calls.append(len(prompts))
-        return real_generate_batch(model, prompts, *args)
-
-    monkeypatch.setattr(rollout, "generate_batch", counting_generate_batch)
     prompts = _prompts(tiny_assets, 3)
     requests = [
         {"prompt_ids": prompts[0], "sampling_params": {"temperature": 1.0, "logprobs": True}, "request_id": "a"},
@@ -110,7 +108,7 @@ def test_generate_many_answers_each_request_in_one_batch_and_returns_failures_in
         {"prompt_ids": prompts[2], "sampling_params": {"temperature": 1.0}, "request_id": "c"},
     ]
     results = asyncio.run(server.generate_many(requests))
-    assert calls == [2]
+    assert batch_sizes == [2]
     assert isinstance(results[1], NotImplementedError)
     assert results[0].log_probs is not None and results[2].log_probs is None
     assert all(1 <= len(results[i].token_ids) <= 24 for i in (0, 2))

@@ -7,7 +7,8 @@ skips it). It checks, and reports every failure at once:
 - the train and validation parquet files exist and have the columns verl and deltal's reward read
   (``data_source``, ``prompt``, ``reward_model.ground_truth``), and every ``data_source`` has a deltal reward;
 - the LaTeX-equivalence server answers, when any file holds math data;
-- the custom reward file exists;
+- the custom reward file exists, and ``reward.num_workers=0`` only goes with deltal's CPU agent loop and no reward
+  model (nothing else scores without a reward worker);
 - the model is a local folder with ``config.json``, or a hub id (then it only warns: that needs the network or
   a filled Hugging Face cache);
 - on a CUDA run: torch sees CUDA, this node has ``trainer.n_gpus_per_node`` GPUs (one-node runs), the rollout
@@ -42,6 +43,8 @@ NODE_PROBE_TIMEOUT_S = 180.0
 # The packages every Ray node must import with the driver's version, and the module that proves it.
 NODE_PACKAGES = {"deltal": "deltal.rewards", "verl": "verl"}
 ROLLOUT_PACKAGES = {"vllm": "vllm", "sglang": "sglang"}
+# The agent-loop manager that scores rule-based rewards in its own processes (deltal/cpu/agent_loop.py).
+IN_PROCESS_REWARD_MANAGER = "deltal.cpu.agent_loop.CPUAgentLoopManager"
 
 
 class PreflightError(RuntimeError):
@@ -186,6 +189,26 @@ def check_ray_cluster(config: DictConfig) -> list[str]:
     return [
         f"trainer.nnodes={config.trainer.nnodes} but no Ray cluster to join: run `ray start --head` on the first "
         "node and `ray start --address=<head-ip>:6379` on the others, then export RAY_ADDRESS=<head-ip>:6379."
+    ]
+
+
+def check_reward_workers(config: DictConfig) -> list[str]:
+    """``reward.num_workers=0`` (the CPU backend's setting) starts no ``RewardLoopWorker`` actor. Only deltal's CPU
+    agent loop scoring rule-based rewards in its own processes runs without one; verl's agent loop hands every
+    response to a reward worker, and a reward model is always scored by them."""
+    workers = config.reward.get("num_workers")
+    if workers is None or int(workers) > 0:
+        return []
+    manager = (config.actor_rollout_ref.get("rollout", {}).get("agent", {}) or {}).get("agent_loop_manager_class")
+    needs = []
+    if manager != IN_PROCESS_REWARD_MANAGER:
+        needs.append(f"actor_rollout_ref.rollout.agent.agent_loop_manager_class={manager} sends each response to one")
+    if config.reward.get("reward_model", {}).get("enable", False):
+        needs.append("the reward model (reward.reward_model.enable=true) is scored by them")
+    if not needs:
+        return []
+    return [
+        f"reward.num_workers={workers} starts no reward worker, but {' and '.join(needs)}: set reward.num_workers=1."
     ]
 
 
@@ -392,6 +415,7 @@ def run_preflight(config: DictConfig) -> None:
     if sources & math_sources():
         problems += check_math_server(math_server_url(config))
 
+    problems += check_reward_workers(config)
     problems += check_model(str(config.actor_rollout_ref.model.path))
     problems += check_cuda(config)
     problems += check_engines(config)

@@ -32,6 +32,7 @@ from deltal.cpu import agent_loop as cpu_agent_loop
 from deltal.cpu.agent_loop import CPUAgentLoopWorker, SingleServerClient
 from deltal.data.countdown import build as build_countdown
 from deltal.train import compose_config
+from deltal.train.preflight import check_reward_workers
 
 N_PROMPTS, N_RESPONSES = 3, 4
 
@@ -222,15 +223,22 @@ def _assert_same(ours, verls):
                 assert pickle.dumps(our_row[name]) == pickle.dumps(value), (key, name)
 
 
-def test_cpu_backend_selects_deltals_manager_and_null_gives_verls_back():
+def test_cpu_backend_selects_deltals_manager_without_a_reward_worker_and_null_gives_verls_back():
     cfg = compose_config(["backend=cpu", "method=delta_l"])
     assert cfg.actor_rollout_ref.rollout.agent.agent_loop_manager_class == "deltal.cpu.agent_loop.CPUAgentLoopManager"
     assert issubclass(cpu_agent_loop.CPUAgentLoopManager, AgentLoopManagerTQ)
     assert issubclass(CPUAgentLoopWorker, AgentLoopWorkerTQ.__ray_actor_class__)
-    cfg = compose_config(
-        ["backend=cpu", "method=delta_l", "actor_rollout_ref.rollout.agent.agent_loop_manager_class=null"]
-    )
+    # No reward worker: this manager's workers score in their own process, which preflight accepts.
+    assert cfg.reward.num_workers == 0 and check_reward_workers(cfg) == []
+    verls_manager = "actor_rollout_ref.rollout.agent.agent_loop_manager_class=null"
+    cfg = compose_config(["backend=cpu", "method=delta_l", verls_manager])
     assert cfg.actor_rollout_ref.rollout.agent.agent_loop_manager_class is None
+    # verl's own manager needs its reward worker back, and preflight says so.
+    assert "set reward.num_workers=1" in check_reward_workers(cfg)[0]
+    assert (
+        check_reward_workers(compose_config(["backend=cpu", "method=delta_l", verls_manager, "reward.num_workers=1"]))
+        == []
+    )
 
 
 def test_trajectories_rewards_and_tags_equal_verls(config, monkeypatch):

@@ -200,6 +200,24 @@ def test_missing_plugin_is_reported_with_the_registration_message(countdown_conf
         run_preflight(countdown_config)
 
 
+def test_no_reward_worker_needs_deltals_cpu_agent_loop_and_no_reward_model(countdown_config, registered):
+    OmegaConf.update(countdown_config, "reward.num_workers", 0, force_add=True)
+    OmegaConf.update(countdown_config, "reward.reward_model.enable", False, force_add=True)
+    # verl's agent loop picks a reward worker for every response (random.choice of an empty list mid-rollout).
+    with pytest.raises(
+        PreflightError, match=r"reward\.num_workers=0 starts no reward worker.*set reward\.num_workers=1"
+    ):
+        run_preflight(countdown_config)
+    path = "actor_rollout_ref.rollout.agent.agent_loop_manager_class"
+    OmegaConf.update(countdown_config, path, preflight.IN_PROCESS_REWARD_MANAGER, force_add=True)
+    run_preflight(countdown_config)
+    OmegaConf.update(countdown_config, "reward.reward_model.enable", True)
+    with pytest.raises(PreflightError, match=r"reward model .*set reward\.num_workers=1"):
+        run_preflight(countdown_config)
+    OmegaConf.update(countdown_config, "reward.num_workers", 1)
+    run_preflight(countdown_config)
+
+
 def test_model_folder_without_config_json_is_rejected(countdown_config, registered, tmp_path):
     empty = tmp_path / "empty_model"
     empty.mkdir()

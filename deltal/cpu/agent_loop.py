@@ -109,7 +109,7 @@ class _CoalescedGenerate:
     """The one server's handle as verl's client calls it (``generate.remote(**request)``), sending the requests
     that arrive within ``GENERATE_WINDOW_S`` of each other's first in one ``generate_many`` call.
 
-    The window is well under the server's own batching window (``deltal.cpu.rollout.BATCH_QUIET_S``), so the
+    The window is well under the server's own batching window (``deltal.cpu.token_server.BATCH_QUIET_S``), so the
     server still sees one burst and samples it as one batch, as before; each request gets its own answer.
     """
 

@@ -9,7 +9,7 @@ Log-probs are taken from the temperature-scaled, untruncated distribution, ``log
 what verl's actor computes for the same tokens (``old_log_prob``), so rollout-vs-actor diagnostics compare like
 with like. Under greedy decoding (T=0) they are ``log_softmax(logits)``.
 
-No command line; used by ``deltal.cpu.rollout``.
+No command line; used by ``deltal.cpu.token_server``.
 """
 
 from __future__ import annotations

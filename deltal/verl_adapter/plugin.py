@@ -10,6 +10,7 @@ verl swallows plugin import errors (logged at DEBUG only), so every deltal launc
 
 import os
 
+import deltal.config  # noqa: F401 - registers ${deltal_file:...}, which verl's TaskRunner resolves in the config
 from deltal.verl_adapter.registration import register_estimators
 
 register_estimators()

@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import deltal.cpu.rollout as rollout
-from deltal.cpu.rollout import HFTokenServer
+import deltal.cpu.sampling as sampling
+from deltal.cpu.token_server import HFTokenServer
 
 
 @pytest.fixture()
@@ -24,13 +24,14 @@ def server(tiny_assets):
 def batch_sizes(monkeypatch):
     """The size of every batch the server samples, in order."""
     sizes = []
-    real_generate_batch = rollout.generate_batch
+    real_generate_batch = sampling.generate_batch
 
     def counting_generate_batch(model, prompts, *args):
         sizes.append(len(prompts))
         return real_generate_batch(model, prompts, *args)
 
-    monkeypatch.setattr(rollout, "generate_batch", counting_generate_batch)
+    # The server looks generate_batch up in deltal.cpu.sampling at each batch (its imports are deferred).
+    monkeypatch.setattr(sampling, "generate_batch", counting_generate_batch)
     return sizes
 
 

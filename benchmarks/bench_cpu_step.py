@@ -9,7 +9,9 @@ for a few steps with validation off, and prints, per variant, the median over th
   ``adv``, ``update_actor``, ``update_weights``, ...), the same figures the trainer logs every step;
 * ``start``: seconds from launch to the first step record (Ray, workers, servers, TransferQueue);
 * CPU seconds per step of each process of the run (Ray workers by their actor name), over the measured steps:
-  on a 2-core box every process's CPU time comes out of the same two cores, whichever phase it serves.
+  on a 2-core box every process's CPU time comes out of the same two cores, whichever phase it serves;
+* CPU seconds of each process from launch to the first step record (``start cpu``): what every launch pays
+  before it trains (sampled every second, so a process that lives for less than a second may be missed).
 
 The target of the CPU backend is a median ``wall`` of at most 3 s on 2 cores (docs/cpu-step-profile.md).
 Variants run round-robin in alternating order (A B, B A, ...), so that load from other processes hits them alike;
@@ -45,6 +47,8 @@ QUICKSTART = REPO / "train_scripts" / "quickstart-cpu.sh"
 TIMING_PREFIX = "timing_s/"
 # Overrides that turn validation off, so the measured steps are training steps only.
 NO_VALIDATION = ["trainer.val_before_train=false", "trainer.test_freq=-1"]
+# Seconds between two CPU readings of every process before the first step (each reading costs a few ms per process).
+STARTUP_READING_INTERVAL_S = 1.0
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -85,6 +89,14 @@ def _process_label(cmdline: list[str]) -> str:
     return scripts[0] if scripts else Path(cmdline[0]).name
 
 
+def cpu_by_name(snapshot: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds summed over the processes of each name."""
+    totals: dict[str, float] = defaultdict(float)
+    for name, seconds in snapshot.values():
+        totals[name] += seconds
+    return dict(totals)
+
+
 def cpu_per_step(first: dict[int, tuple[str, float]], last: dict[int, tuple[str, float]], steps: int) -> dict:
     """CPU seconds per step by process name, between two snapshots ``steps`` steps apart."""
     totals: dict[str, float] = defaultdict(float)
@@ -116,8 +128,14 @@ def run_once(overrides: list[str], steps: int, skip: int, timeout_s: float) -> d
             cpu_first: dict = {}
             cpu_last: dict = {}
             cpu_steps = 0
+            # Last CPU reading of every process seen before the first step, also of those that ended before it.
+            startup_cpu: dict[int, tuple[str, float]] = {}
+            next_startup_reading = 0.0
             while True:
                 finished = process.poll() is not None
+                if not arrivals and time.monotonic() >= next_startup_reading:
+                    startup_cpu.update(cpu_seconds_by_process(process.pid))
+                    next_startup_reading = time.monotonic() + STARTUP_READING_INTERVAL_S
                 if metrics_path.exists():
                     with open(metrics_path) as handle:
                         handle.seek(offset)
@@ -127,6 +145,8 @@ def run_once(overrides: list[str], steps: int, skip: int, timeout_s: float) -> d
                     now = time.monotonic() - started
                     for line in complete.splitlines():
                         record = json.loads(line)
+                        if not arrivals:
+                            startup_cpu.update(cpu_seconds_by_process(process.pid))
                         arrivals.setdefault(record["step"], now)
                         records[record["step"]].update(record["data"])
                     trained = sorted(step for step, data in records.items() if f"{TIMING_PREFIX}step" in data)
@@ -153,6 +173,7 @@ def run_once(overrides: list[str], steps: int, skip: int, timeout_s: float) -> d
         "walls": walls,
         "records": {step: records[step] for step in step_ids},
         "cpu": cpu_per_step(cpu_first, cpu_last, cpu_steps) if cpu_steps else {},
+        "startup_cpu": cpu_by_name(startup_cpu),
     }
 
 
@@ -172,6 +193,9 @@ def summarise(runs: list[dict], skip: int) -> dict[str, float]:
     for run in runs:
         for name, seconds in run["cpu"].items():
             series[f"cpu {name}"].append(seconds)
+        for name, seconds in run["startup_cpu"].items():
+            series[f"start cpu {name}"].append(seconds)
+        series["start cpu, all"].append(sum(run["startup_cpu"].values()))
     return {key: statistics.median(values) for key, values in series.items()}
 
 
@@ -211,18 +235,26 @@ def main() -> None:
 
     summaries = {label: summarise(runs[label], args.skip) for label, _ in variants}
     every = {key for summary in summaries.values() for key in summary}
-    cpu_keys = sorted(
-        (key for key in every if key.startswith("cpu ")),
-        key=lambda k: -max(summary.get(k, 0.0) for summary in summaries.values()),
-    )
-    phase_keys = sorted(every - set(cpu_keys) - {"wall", "step", "start", "total"})
-    keys = ["wall", "step", *phase_keys, "start", "total", *cpu_keys]
+
+    def by_cost(prefix: str) -> list[str]:
+        return sorted(
+            (key for key in every if key.startswith(prefix)),
+            key=lambda k: -max(summary.get(k, 0.0) for summary in summaries.values()),
+        )
+
+    cpu_keys, startup_keys = by_cost("cpu "), by_cost("start cpu ")
+    phase_keys = sorted(every - set(cpu_keys) - set(startup_keys) - {"wall", "step", "start", "total"})
+    keys = ["wall", "step", *phase_keys, "start", "total", *cpu_keys, *startup_keys]
+    headings = {
+        cpu_keys[0] if cpu_keys else None: "CPU seconds per step, by process:",
+        startup_keys[0] if startup_keys else None: "CPU seconds from launch to the first step, by process:",
+    }
     width = max(len(label) for label in summaries) + 2
     print(f"\nmedian seconds (steps {args.skip + 1}..{args.steps}, {args.rounds} run(s) per variant)")
     print(f"{'phase':<34}" + "".join(f"{label:>{max(width, 10)}}" for label in summaries))
     for key in keys:
-        if cpu_keys and key == cpu_keys[0]:
-            print("CPU seconds per step, by process:")
+        if key in headings:
+            print(headings[key])
         cells = "".join(
             f"{summaries[label][key]:>{max(width, 10)}.3f}" if key in summaries[label] else f"{'-':>{max(width, 10)}}"
             for label in summaries

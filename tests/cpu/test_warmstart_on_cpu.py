@@ -1,10 +1,13 @@
 """Warm start: a few supervised steps lower the response loss, held-out problems are never trained on, and the
 training targets are exactly what the strict reward accepts; a matching cache is reused, and a folder the warm start
-did not write is refused with exit 2 and left as it was.
+did not write is refused with exit 2 and left as it was; the command reuses a matching cache without importing
+transformers (the quickstart runs it before every launch).
 """
 
 import logging
 import random
+import subprocess
+import sys
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -55,3 +58,18 @@ def test_the_command_refuses_an_out_folder_it_did_not_write_with_exit_2(tiny_ass
     assert warmstart_main(["--base", str(tiny_assets), "--out", str(foreign), "--steps", "1"]) == 2
     assert "was not written by warm_start; pass a new directory" in capsys.readouterr().err
     assert (foreign / "notes.txt").exists(), "nothing is deleted"
+
+
+def test_the_command_reuses_a_matching_cache_without_importing_transformers(tiny_assets, tmp_path):
+    arguments = ["--base", str(tiny_assets), "--out", str(tmp_path / "warm"), "--steps", "2", "--batch-size", "4"]
+    assert warmstart_main(arguments) == 0
+    code = (
+        "import sys\n"
+        "from deltal.cpu.warmstart import main\n"
+        f"status = main({arguments!r})\n"
+        "print(status, 'transformers' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Reusing warm_start" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 False"

@@ -195,7 +195,7 @@ def summarise(runs: list[dict], skip: int) -> dict[str, float]:
             series[f"cpu {name}"].append(seconds)
         for name, seconds in run["startup_cpu"].items():
             series[f"start cpu {name}"].append(seconds)
-        series["start cpu, all"].append(sum(run["startup_cpu"].values()))
+        series["start cpu (all)"].append(sum(run["startup_cpu"].values()))
     return {key: statistics.median(values) for key, values in series.items()}
 
 
@@ -244,22 +244,23 @@ def main() -> None:
 
     cpu_keys, startup_keys = by_cost("cpu "), by_cost("start cpu ")
     phase_keys = sorted(every - set(cpu_keys) - set(startup_keys) - {"wall", "step", "start", "total"})
-    keys = ["wall", "step", *phase_keys, "start", "total", *cpu_keys, *startup_keys]
-    headings = {
-        cpu_keys[0] if cpu_keys else None: "CPU seconds per step, by process:",
-        startup_keys[0] if startup_keys else None: "CPU seconds from launch to the first step, by process:",
-    }
-    width = max(len(label) for label in summaries) + 2
+    sections = [
+        ("", ["wall", "step", *phase_keys, "start", "total"]),
+        ("CPU seconds per step, by process:", cpu_keys),
+        ("CPU seconds from launch to the first step, by process:", startup_keys),
+    ]
+    width = max(max(len(label) for label in summaries) + 2, 10)
     print(f"\nmedian seconds (steps {args.skip + 1}..{args.steps}, {args.rounds} run(s) per variant)")
-    print(f"{'phase':<34}" + "".join(f"{label:>{max(width, 10)}}" for label in summaries))
-    for key in keys:
-        if key in headings:
-            print(headings[key])
-        cells = "".join(
-            f"{summaries[label][key]:>{max(width, 10)}.3f}" if key in summaries[label] else f"{'-':>{max(width, 10)}}"
-            for label in summaries
-        )
-        print(f"{key[:34]:<34}{cells}")
+    print(f"{'phase':<34}" + "".join(f"{label:>{width}}" for label in summaries))
+    for heading, section in sections:
+        if heading and section:
+            print(heading)
+        for key in section:
+            cells = "".join(
+                f"{summaries[label][key]:>{width}.3f}" if key in summaries[label] else f"{'-':>{width}}"
+                for label in summaries
+            )
+            print(f"{key[:34]:<34}{cells}")
     if args.json is not None:
         args.json.write_text(json.dumps(summaries, indent=2))
 

@@ -1,8 +1,9 @@
 """On a CUDA run, preflight checks this machine: torch sees CUDA and enough GPUs (naming the driver it found), the
 rollout engine is installed, and flash-attn's kernels import with this torch when the actor uses them.
 
-flash-attn's states are real packages on a temporary path: none, a Python package without its kernels (a build that
-had no nvcc), kernels that fail to load with this torch (a wheel for another torch), and working kernels. The one
+flash-attn's states are real packages on a temporary path (tests/conftest.py): none, a Python package without its
+kernels (a build that had no nvcc), kernels that fail to load with this torch (a wheel for another torch), and
+working kernels. The one
 check (deltal.attention_kernels) answers for setup.sh, the launch scripts and preflight; its command-line form is run
 as they run it. GPU facts are simulated (a stand-in torch module)."""
 
@@ -22,16 +23,6 @@ from deltal.train.preflight import environment_checks
 
 REPO = Path(__file__).resolve().parents[2]
 
-# flash-attn state -> files of a stand-in installation (relative path -> content); "missing" installs nothing.
-FLASH_ATTN_STATES = {
-    "missing": {},
-    "no_kernels": {"flash_attn/__init__.py": "__version__ = '2.8.3'\n"},
-    "broken": {
-        "flash_attn/__init__.py": "__version__ = '2.8.3'\n",
-        "flash_attn_2_cuda.py": "raise ImportError('flash_attn_2_cuda.so: undefined symbol: _ZN3c104cuda9SetDevice')\n",
-    },
-    "working": {"flash_attn/__init__.py": "__version__ = '2.8.3'\n", "flash_attn_2_cuda.py": "OK = True\n"},
-}
 EXPECTED_PROBLEM = {
     "missing": "flash-attn is not installed",
     "no_kernels": "installed without its CUDA kernels (no flash_attn_2_cuda module",
@@ -40,20 +31,12 @@ EXPECTED_PROBLEM = {
 }
 
 
-def install_flash_attn_state(root: Path, state: str) -> Path:
-    for relative, text in FLASH_ATTN_STATES[state].items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
 @pytest.fixture
-def flash_attn_state(tmp_path, monkeypatch):
-    """Put one flash-attn state first on sys.path (and forget any earlier import of it)."""
+def flash_attn_state(tmp_path, monkeypatch, write_flash_attn_state):
+    """Put one flash-attn state (tests/conftest.py) first on sys.path, forgetting any earlier import of it."""
 
     def use(state: str) -> Path:
-        root = install_flash_attn_state(tmp_path / state, state)
+        root = write_flash_attn_state(tmp_path / state, state)
         monkeypatch.syspath_prepend(str(root))
         for name in ("flash_attn", "flash_attn_2_cuda"):
             monkeypatch.delitem(sys.modules, name, raising=False)
@@ -62,7 +45,7 @@ def flash_attn_state(tmp_path, monkeypatch):
     return use
 
 
-@pytest.mark.parametrize("state", list(FLASH_ATTN_STATES))
+@pytest.mark.parametrize("state", list(EXPECTED_PROBLEM))
 def test_flash_attn_check_tells_each_state_apart(flash_attn_state, state):
     flash_attn_state(state)
     problem = flash_attn_problem()
@@ -75,9 +58,9 @@ def test_flash_attn_check_tells_each_state_apart(flash_attn_state, state):
 
 
 @pytest.mark.parametrize("state", ["broken", "working"])
-def test_flash_attn_command_exits_0_only_when_the_kernels_import(tmp_path, state):
+def test_flash_attn_command_exits_0_only_when_the_kernels_import(tmp_path, write_flash_attn_state, state):
     # As setup.sh and common.sh run it: a separate interpreter, the answer in the exit status and one stderr line.
-    root = install_flash_attn_state(tmp_path / state, state)
+    root = write_flash_attn_state(tmp_path / state, state)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(REPO)])}
     result = subprocess.run(
         [sys.executable, "-m", "deltal.attention_kernels"], env=env, capture_output=True, text=True, timeout=120

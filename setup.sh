@@ -121,6 +121,10 @@ FLASH_ATTN_PREBUILT_VERSION=2.8.3
 # From source (--flash-attn=compile): 2.8.3.post2 is verl's 2.8.3 plus a fix of 32-bit offsets in the backward
 # kernels (dq accumulator).
 FLASH_ATTN_SOURCE_VERSION=2.8.3.post2
+# The oldest glibc with a wheel for every package of the stack: vLLM 0.24 requires llguidance 1.7, whose Linux wheels
+# are manylinux_2_31; with an older glibc (RHEL 8: 2.28) pip builds it from its Rust sources.
+MIN_GLIBC_WHEELS=2.31
+GLIBC="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }' || true)"
 SDPA_NOTE="the actor then runs on SDPA attention without remove-padding (ATTN_IMPL=auto): same results, slower actor updates (docs/gpu-setup.md: cost)"
 
 # version_at_least A B: dotted version A >= B, compared number by number.
@@ -271,7 +275,12 @@ print_plan() {
   if [[ "$USE_CONDA" == 1 ]]; then env_kind="conda env (channel $CONDA_CHANNEL)"; else env_kind="venv in $ENV_ROOT/"; fi
   pins=$(pins_of "$REQUIREMENTS" | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')
   echo "setup.sh: $header"
-  echo "  node:        $NODE"
+  echo "  node:        $NODE${GLIBC:+; glibc $GLIBC}"
+  if [[ -n "$GLIBC" ]] && ! version_at_least "$GLIBC" "$MIN_GLIBC_WHEELS"; then
+    echo "  note:        glibc $GLIBC is older than $MIN_GLIBC_WHEELS, the oldest with a wheel for vLLM's llguidance:" \
+      "pip builds that one from source, which needs a Rust toolchain (rustup.rs); glibc $MIN_GLIBC_WHEELS+ (Ubuntu" \
+      "20.04+, RHEL 9+) installs wheels only"
+  fi
   echo "  CUDA line:   $LINE ($LINE_REASON)"
   echo "  env:         $ENV_NAME, $env_kind, Python $PY_VERSION${TRAIN_PY:+ (exists: $TRAIN_PY)}"
   echo "  packages:    $REQUIREMENTS: $pins"

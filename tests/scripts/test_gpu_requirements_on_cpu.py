@@ -1,10 +1,11 @@
 """The GPU requirement sets setup.sh installs stay installable, checked on CPU without installing anything.
 
-The CUDA 13.0 line (requirements.txt, all from PyPI) is resolved for Linux x86_64 / Python 3.12 by uv in dry-run mode
-(`uv pip compile`), together with deltal's own dependencies and the math server's set, so a pin that stops resolving
-fails CI; it skips when PyPI cannot be reached. The CUDA 12.9 line's builds live on torch's and vLLM's own indexes,
-which CI cannot reach: its file must name the same versions as requirements.txt, as the +cu129 builds, from the
-indexes that carry them (docs/gpu-setup.md names the source of each).
+The CUDA 13.0 line (requirements.txt, all from PyPI) is resolved by uv in dry-run mode (`uv pip compile`) for Python
+3.12 on Linux x86_64 with the glibc setup.sh names as the floor of a build-free install, from wheels alone, together
+with deltal's own dependencies (and the math server's set apart), so a pin that stops resolving, or starts to need a
+build, fails CI; it skips when PyPI cannot be reached. The CUDA 12.9 line's builds live on torch's and vLLM's own
+indexes, which CI cannot reach: its file must name the same versions as requirements.txt, as the +cu129 builds, from
+the indexes that carry them (docs/gpu-setup.md names the source of each).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def test_cuda_12_9_line_pins_the_cu129_builds_of_the_same_versions_from_their_pr
 
 @pytest.fixture(scope="module")
 def uv_compile(tmp_path_factory):
-    """compile(*inputs, *options) -> the pins uv resolves for Linux x86_64 / CPython 3.12 from PyPI alone."""
+    """compile(*inputs_and_options, platform=...) -> the pins uv resolves for CPython 3.12 on ``platform`` from PyPI
+    alone."""
     try:
         from uv import find_uv_bin
     except ImportError:
@@ -64,8 +66,8 @@ def uv_compile(tmp_path_factory):
     # uv's own settings from the environment could add indexes or change the target: none of them here.
     env = {key: value for key, value in os.environ.items() if not key.startswith("UV_")}
 
-    def compile_(*args: str) -> dict[str, str]:
-        command = [find_uv_bin(), "pip", "compile", *args, "--python-platform", "x86_64-manylinux_2_28"]
+    def compile_(*args: str, platform: str) -> dict[str, str]:
+        command = [find_uv_bin(), "pip", "compile", *args, "--python-platform", platform]
         command += ["--python-version", "3.12", "--index-url", PYPI, "--no-header", "--no-annotate"]
         command += ["--cache-dir", str(cache), "--quiet"]
         result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -77,9 +79,27 @@ def uv_compile(tmp_path_factory):
     return compile_
 
 
+def wheel_floor() -> str:
+    """The manylinux platform of the glibc from which setup.sh says the stack installs from wheels alone."""
+    glibc = re.search(r"^MIN_GLIBC_WHEELS=(\S+)$", (REPO / "setup.sh").read_text(), re.MULTILINE).group(1)
+    return f"x86_64-manylinux_{glibc.replace('.', '_')}"
+
+
 @pytest.mark.network  # about 30 s on 2 cores with a cold cache
-def test_cuda_13_line_resolves_on_pypi_with_deltal_and_holds_only_cuda_13_libraries(uv_compile):
-    resolved = uv_compile("requirements.txt", "pyproject.toml", "--extra", "test")
+def test_cuda_13_line_resolves_on_pypi_from_wheels_alone_with_deltal_and_only_cuda_13_libraries(uv_compile):
+    # Wheels only: nothing would compile at install. antlr4-python3-runtime 4.9.3 (hydra's) exists only as a source
+    # archive, of pure Python. Older glibcs than setup.sh's floor lack a wheel for vLLM's llguidance (setup.sh says so).
+    resolved = uv_compile(
+        "requirements.txt",
+        "pyproject.toml",
+        "--extra",
+        "test",
+        "--only-binary",
+        ":all:",
+        "--no-binary",
+        "antlr4-python3-runtime",
+        platform=wheel_floor(),
+    )
     for name, version in pins(REPO / "requirements.txt").items():
         assert resolved[name] == version, f"{name} resolved to {resolved.get(name)}, pinned {version}"
     # PyPI's torch 2.11 is the CUDA 13.0 build: its CUDA libraries are the cu13 ones, and nothing pulls a cu12 one.
@@ -89,6 +109,6 @@ def test_cuda_13_line_resolves_on_pypi_with_deltal_and_holds_only_cuda_13_librar
 
 @pytest.mark.network
 def test_math_server_set_resolves_on_pypi(uv_compile):
-    resolved = uv_compile("server/math/requirements.txt")
+    resolved = uv_compile("server/math/requirements.txt", platform=wheel_floor())
     for name, version in pins(REPO / "server" / "math" / "requirements.txt").items():
         assert resolved[name] == version

@@ -10,7 +10,7 @@ prompt. The CPU path is what CI runs for real.
 The GPU path runs against stand-ins first on PATH: ``nvidia-smi`` reporting the driver a test chooses (or no GPU, or
 no driver), a ``python`` that records every call instead of installing (and plays pip, the env's torch and the
 flash-attn builds; the flash-attn check itself runs the real deltal.attention_kernels on stand-in packages), ``nvcc``,
-``conda`` and ``uname``.
+``conda``, ``uname`` and ``getconf`` (glibc).
 """
 
 from __future__ import annotations
@@ -120,6 +120,9 @@ elif args[0] == "run":
 FAKE_UNAME = """#!/usr/bin/env bash
 echo aarch64
 """
+FAKE_GETCONF = """#!/usr/bin/env bash
+echo "glibc $FAKE_GLIBC"
+"""
 # A stand-in torch for the flash-attn check (the real one would take seconds to import on each call).
 STAND_IN_TORCH = "import types\n__version__ = '2.11.0'\nversion = types.SimpleNamespace(cuda='13.0')\n"
 
@@ -132,8 +135,8 @@ def _executable(path: Path, text: str) -> None:
 
 @pytest.fixture
 def setup_sh(tmp_path, write_flash_attn_state):
-    """run(*args, driver=..., smi=..., nvcc=..., conda=..., arch=..., **env) runs setup.sh on stand-ins in a fresh
-    folder per test; ``driver=None`` leaves nvidia-smi off PATH."""
+    """run(*args, driver=..., smi=..., nvcc=..., conda=..., arch=..., glibc=..., **env) runs setup.sh on stand-ins in
+    a fresh folder per test; ``driver=None`` leaves nvidia-smi off PATH."""
     states = tmp_path / "flash_states"
     for state in ("missing", "no_kernels", "broken", "working"):
         write_flash_attn_state(states / state, state)
@@ -149,6 +152,7 @@ def setup_sh(tmp_path, write_flash_attn_state):
         nvcc: bool = True,
         conda: bool = False,
         arch: str = "x86_64",
+        glibc: str = "2.35",
         **env_extra: str,
     ) -> subprocess.CompletedProcess:
         bin_dir = tmp_path / "bin"
@@ -163,6 +167,7 @@ def setup_sh(tmp_path, write_flash_attn_state):
             _executable(bin_dir / "conda", FAKE_CONDA)
         if arch != "x86_64":
             _executable(bin_dir / "uname", FAKE_UNAME)
+        _executable(bin_dir / "getconf", FAKE_GETCONF)
         bin_dir.mkdir(exist_ok=True)
         env = {
             # No conda on PATH unless asked: the venv branch is taken.
@@ -173,6 +178,7 @@ def setup_sh(tmp_path, write_flash_attn_state):
             "SETUP_LOG": str(tmp_path / "calls.log"),
             "FAKE_DRIVER": driver or "",
             "FAKE_SMI": smi,
+            "FAKE_GLIBC": glibc,
             "FAKE_FLASH_STATES": str(states),
             "FAKE_SITE": str(tmp_path / "site-packages"),
             "FAKE_CONDA_ENVS": str(tmp_path / "conda_envs"),
@@ -214,7 +220,8 @@ def test_cuda_13_driver_gets_pypis_build_and_the_cu130_flash_attn_wheel_without_
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "nothing is installed" in out
-    assert plan_line(out, "node").endswith("NVIDIA driver 580.82.07, GPU compute capability 9.0")
+    assert plan_line(out, "node").endswith("NVIDIA driver 580.82.07, GPU compute capability 9.0; glibc 2.35")
+    assert "note:" not in out
     assert "CUDA line:   13.0 (the newest build driver 580.82.07 runs)" in out
     assert "requirements.txt: verl 0.9.1, torch 2.11.0, torchvision 0.26.0, torchaudio 2.11.0, vllm 0.24.0" in out
     assert plan_line(out, "from") == "  from:        pypi.org"
@@ -306,6 +313,14 @@ def test_no_driver_to_ask_installs_the_build_every_driver_runs(setup_sh, driver,
     assert f"node:        {node}" in result.stdout
     assert "CUDA line:   12.9 (no driver to ask: the CUDA 12.9 build runs on every driver >= 525.60.13" in result.stdout
     assert "CUDA=13.0 picks PyPI's CUDA 13 build" in result.stdout
+
+
+def test_a_glibc_without_wheels_for_the_whole_stack_is_named_before_installing(setup_sh):
+    result = setup_sh("--dry-run", "--venv", glibc="2.28")
+    assert result.returncode == 0, result.stderr
+    note = plan_line(result.stdout, "note")
+    assert "glibc 2.28 is older than 2.31, the oldest with a wheel for vLLM's llguidance" in note
+    assert "needs a Rust toolchain" in note
 
 
 # ------------------------------------------------------------------ the install

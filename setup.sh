@@ -51,13 +51,21 @@ TIMEOUT_INSTALL_S=3600 # download and install a package set (the GPU stack is ab
 TIMEOUT_WHEEL_S=900    # download one wheel
 TIMEOUT_COMPILE_S=14400
 
-# run_limited WHAT WHERE SECONDS CMD...: run CMD under a time limit; on a timeout say what was running and what to
-# check. Returns CMD's status (124 after a timeout).
+# run_limited WHAT WHERE SECONDS CMD...: run CMD under a time limit; on a timeout say what was running and which hosts
+# (WHERE, empty for a local step) to check. Returns CMD's status (124 after a timeout).
 run_limited() {
-  local what="$1" where="$2" limit="${SETUP_STEP_TIMEOUT:-$3}" rc=0
+  local what="$1" where="$2" limit="${SETUP_STEP_TIMEOUT:-$3}" rc=0 pid
   shift 3
-  timeout -k 30 "$limit" "$@" || rc=$?
-  if ((rc == 124 || rc == 137)); then
+  # timeout leads a process group of its own (CMD and whatever CMD starts): it stops all of it at the limit, and
+  # Ctrl-C, which reaches setup.sh, stops that group too.
+  timeout -k 30 "$limit" "$@" &
+  pid=$!
+  trap 'kill -TERM -- "-$pid" 2>/dev/null; echo "setup.sh: interrupted while $what" >&2; exit 130' INT TERM
+  wait "$pid" || rc=$?
+  trap - INT TERM
+  if ((rc == 124 || rc == 137)) && [[ -z "$where" ]]; then
+    echo "setup.sh: $what did not finish within $limit s; allow more time with SETUP_STEP_TIMEOUT=<seconds>." >&2
+  elif ((rc == 124 || rc == 137)); then
     echo "setup.sh: $what did not finish within $limit s. A slow or filtered network is the usual cause: check that" \
       "this node reaches $where (behind a proxy, export HTTPS_PROXY), or allow more time with" \
       "SETUP_STEP_TIMEOUT=<seconds>. Rerunning setup.sh keeps what is already installed." >&2
@@ -80,7 +88,7 @@ if [[ "$MODE" == "cpu" ]]; then
       "${TORCH_INDEX_URL:+from $TORCH_INDEX_URL }and deltal[test,server] with verl[verl-core]==0.9.1 from PyPI"
     exit 0
   fi
-  [[ -x "$VENV/bin/python" ]] || step "creating $VENV" "nothing (local)" "$TIMEOUT_ENV_S" "$PYTHON" -m venv "$VENV"
+  [[ -x "$VENV/bin/python" ]] || step "creating $VENV" "" "$TIMEOUT_ENV_S" "$PYTHON" -m venv "$VENV"
   step "upgrading pip" "pypi.org" "$TIMEOUT_INSTALL_S" "$VENV/bin/python" -m pip install -q --upgrade pip
   # torch first and pinned: a bare `torch` resolves to a multi-GB CUDA wheel. On a laptop, point
   # TORCH_INDEX_URL at PyTorch's CPU wheel index to get the CPU build of this version.
@@ -319,7 +327,7 @@ make_env() {
       step "creating conda env $name" "the $CONDA_CHANNEL channel" "$TIMEOUT_ENV_S" \
         "$CONDA_BIN" create -y -q -n "$name" --override-channels -c "$CONDA_CHANNEL" "python=$CONDA_PYTHON_VERSION" >&2
     else
-      step "creating venv $ENV_ROOT/$name" "nothing (local)" "$TIMEOUT_ENV_S" "$PYTHON" -m venv "$ENV_ROOT/$name" >&2
+      step "creating venv $ENV_ROOT/$name" "" "$TIMEOUT_ENV_S" "$PYTHON" -m venv "$ENV_ROOT/$name" >&2
     fi
     py="$(env_python "$name")"
   fi

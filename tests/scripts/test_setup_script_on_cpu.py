@@ -15,9 +15,13 @@ flash-attn builds; the flash-attn check itself runs the real deltal.attention_ke
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 
@@ -74,6 +78,7 @@ elif args[:2] == ["-m", "pip"]:
         FLASH.write_text("missing")
     if pip[0] == "install":
         if "-r" in pip and os.environ.get("FAKE_PIP_SLEEP"):
+            Path(str(LOG) + ".sleeping").write_text(str(os.getpid()))
             time.sleep(float(os.environ["FAKE_PIP_SLEEP"]))
         if any("flash_attn" in a and a.endswith(".whl") for a in pip):
             if os.environ.get("FAKE_WHEEL_DOWNLOAD") == "fail":
@@ -136,7 +141,8 @@ def _executable(path: Path, text: str) -> None:
 @pytest.fixture
 def setup_sh(tmp_path, write_flash_attn_state):
     """run(*args, driver=..., smi=..., nvcc=..., conda=..., arch=..., glibc=..., **env) runs setup.sh on stand-ins in
-    a fresh folder per test; ``driver=None`` leaves nvidia-smi off PATH."""
+    a fresh folder per test; ``driver=None`` leaves nvidia-smi off PATH; ``background=True`` returns the running
+    process."""
     states = tmp_path / "flash_states"
     for state in ("missing", "no_kernels", "broken", "working"):
         write_flash_attn_state(states / state, state)
@@ -153,8 +159,9 @@ def setup_sh(tmp_path, write_flash_attn_state):
         conda: bool = False,
         arch: str = "x86_64",
         glibc: str = "2.35",
+        background: bool = False,
         **env_extra: str,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess | subprocess.Popen:
         bin_dir = tmp_path / "bin"
         if bin_dir.exists():
             for tool in bin_dir.iterdir():
@@ -185,9 +192,10 @@ def setup_sh(tmp_path, write_flash_attn_state):
             "DELTAL_REPO": str(REPO),
             **env_extra,
         }
-        return subprocess.run(
-            ["bash", str(SETUP), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-        )
+        command = ["bash", str(SETUP), *args]
+        if background:
+            return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=PIPE, stderr=PIPE, text=True)
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
     return run
 
@@ -488,6 +496,22 @@ def test_a_step_that_hangs_is_stopped_with_what_to_check(setup_sh, tmp_path):
     assert "installing the CUDA 13.0 stack (requirements.txt) did not finish within 2 s" in result.stderr
     assert "check that this node reaches pypi.org" in result.stderr and "SETUP_STEP_TIMEOUT=<seconds>" in result.stderr
     assert flash_attn_installs(tmp_path) == []
+
+
+def test_ctrl_c_stops_setup_and_the_step_it_was_running(setup_sh, tmp_path):
+    process = setup_sh("--venv", "--skip-server", FAKE_PIP_SLEEP="60", background=True)
+    sleeping = tmp_path / "calls.log.sleeping"
+    deadline = time.monotonic() + 60
+    while not sleeping.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pip_pid = int(sleeping.read_text())
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "setup.sh: interrupted while installing the CUDA 13.0 stack" in stderr
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pip_pid, 0)
 
 
 def test_conda_envs_come_from_conda_forge_so_no_terms_of_service_prompt_can_stop_them(setup_sh, tmp_path):

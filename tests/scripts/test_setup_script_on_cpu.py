@@ -536,6 +536,22 @@ def test_gpu_path_is_idempotent_and_skips_what_is_there(setup_sh, tmp_path):
     assert "flash-attn already installed" in result.stdout
 
 
+def test_cpu_path_installs_torch_then_deltal_and_its_dry_run_installs_nothing(setup_sh, tmp_path):
+    # The path CI runs for real; here only its order and its words.
+    result = setup_sh("--cpu", "--dry-run", VENV=str(tmp_path / "cpu-venv"))
+    assert result.returncode == 0 and "would create" in result.stdout and calls(tmp_path) == []
+    result = setup_sh("--cpu", VENV=str(tmp_path / "cpu-venv"))
+    assert result.returncode == 0, result.stderr
+    installs = [line.split(" [")[0] for line in pip_calls(tmp_path)]
+    venv_python = str(tmp_path / "cpu-venv" / "bin" / "python")
+    assert installs == [
+        f"{venv_python} -m pip install -q --upgrade pip",
+        f"{venv_python} -m pip install -q torch==2.13.0",
+        f"{venv_python} -m pip install -q -e .[test,server]",
+    ]
+    assert "CPU environment ready" in result.stdout
+
+
 def test_unknown_option_exits_2_naming_the_valid_ones(setup_sh):
     result = setup_sh("--gpu-please")
     assert result.returncode == 2

@@ -2,7 +2,8 @@
 # Set up deltal's environment.
 #   bash setup.sh             GPU cluster: env `deltal` (verl 0.9.1 + vLLM + torch built for this node's NVIDIA driver,
 #                             flash-attn from a prebuilt wheel when one fits, deltal) and env `deltal_server` (the math
-#                             server's own stack); conda envs when conda exists, else venvs in ./.envs/. Nothing compiles.
+#                             server's own stack); conda envs when conda exists, else venvs in ./.envs/.
+#                             Nothing compiles.
 #   bash setup.sh --dry-run   print what the GPU set-up would install on this node; install nothing
 #   bash setup.sh --cpu       CPU-only venv in ./.venv (laptops, CI): torch CPU wheel + verl[verl-core] + deltal[test,server]
 # GPU options: --venv (venvs even when conda exists), --skip-server, --flash-attn=prebuilt|sdpa|compile (prebuilt, the
@@ -133,7 +134,8 @@ FLASH_ATTN_SOURCE_VERSION=2.8.3.post2
 # are manylinux_2_31; with an older glibc (RHEL 8: 2.28) pip builds it from its Rust sources.
 MIN_GLIBC_WHEELS=2.31
 GLIBC="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }' || true)"
-SDPA_NOTE="the actor then runs on SDPA attention without remove-padding (ATTN_IMPL=auto): same results, slower actor updates (docs/gpu-setup.md: cost)"
+SDPA_NOTE="the actor then runs on SDPA attention without remove-padding (ATTN_IMPL=auto): same results, slower"
+SDPA_NOTE+=" actor updates (docs/gpu-setup.md: cost)"
 
 # version_at_least A B: dotted version A >= B, compared number by number.
 version_at_least() {
@@ -157,7 +159,8 @@ detect_driver() {
     return
   fi
   # nvidia-smi lists no GPU (a login node, or GPUs hidden from this shell); the driver may still give its version.
-  DRIVER=$(nvidia-smi --version 2>/dev/null | sed -n 's/^DRIVER version *: *\([0-9][0-9.]*\).*/\1/p' | head -n 1 || true)
+  DRIVER=$(nvidia-smi --version 2>/dev/null | sed -n 's/^DRIVER version *: *\([0-9][0-9.]*\).*/\1/p' |
+    head -n 1 || true)
   if [[ -n "$DRIVER" ]]; then
     NODE="NVIDIA driver $DRIVER, but no GPU visible here (a login node?)"
   else
@@ -180,7 +183,9 @@ choose_cuda_line() {
         ;;
     esac
     LINE_REASON="CUDA=$CUDA"
-    [[ "$CUDA" == "$LINE" ]] || LINE_REASON+=": vLLM publishes CUDA 12 builds for 12.9 only, and they run on every CUDA 12 driver"
+    if [[ "$CUDA" != "$LINE" ]]; then
+      LINE_REASON+=": vLLM publishes CUDA 12 builds for 12.9 only, and they run on every CUDA 12 driver"
+    fi
   elif [[ -n "$DRIVER" ]]; then
     for line in "${CUDA_LINES[@]}"; do
       if version_at_least "$DRIVER" "${MIN_DRIVER[$line]}"; then
@@ -198,7 +203,8 @@ choose_cuda_line() {
     [[ "$LINE" == 13.0 ]] || LINE_REASON+="; CUDA 13.0 needs >= ${MIN_DRIVER[13.0]}"
   else
     LINE=12.9
-    LINE_REASON="no driver to ask: the CUDA 12.9 build runs on every driver >= ${MIN_DRIVER[12.9]}, 580+ included; CUDA=13.0 picks PyPI's CUDA 13 build"
+    LINE_REASON="no driver to ask: the CUDA 12.9 build runs on every driver >= ${MIN_DRIVER[12.9]}, 580+ included;"
+    LINE_REASON+=" CUDA=13.0 picks PyPI's CUDA 13 build"
   fi
   if [[ -n "$DRIVER" ]] && ! version_at_least "$DRIVER" "${MIN_DRIVER[$LINE]}"; then
     if [[ "${SKIP_DRIVER_CHECK:-0}" != 1 ]]; then
@@ -256,7 +262,8 @@ pins_of() {
     while read -r included; do grep -v '^[[:space:]]*[#-]' "$included"; done < <(sed -n 's/^-r  *//p' "$file")
     grep -v '^[[:space:]]*[#-]' "$file"
   } | sed -n 's/^\([A-Za-z0-9_.-]*\)\(\[[^]]*\]\)\{0,1\}==\(.*\)$/\1 \3/p' |
-    awk '!($1 in version) { order[n++] = $1 } { version[$1] = $2 } END { for (i = 0; i < n; i++) print order[i], version[order[i]] }'
+    awk '!($1 in version) { order[n++] = $1 } { version[$1] = $2 }
+      END { for (i = 0; i < n; i++) print order[i], version[order[i]] }'
 }
 
 # The flash-attn plan: wheel (FLASH_ATTN_WHEEL), prebuilt (with its URL), compile, or sdpa (with the reason).
@@ -271,7 +278,8 @@ elif [[ "$FLASH_ATTN_MODE" == prebuilt ]]; then
   ARCH="$(uname -m)"
   if [[ "$ARCH" == x86_64 ]]; then
     cuda_tag="${FLASH_ATTN_PREBUILT_CUDA[$LINE]}"
-    FLASH_URL="$FLASH_ATTN_PREBUILT_URL/flash_attn-$FLASH_ATTN_PREBUILT_VERSION+${cuda_tag}torch2.11-$PY_TAG-$PY_TAG-linux_x86_64.whl"
+    wheel="flash_attn-$FLASH_ATTN_PREBUILT_VERSION+${cuda_tag}torch2.11-$PY_TAG-$PY_TAG-linux_x86_64.whl"
+    FLASH_URL="$FLASH_ATTN_PREBUILT_URL/$wheel"
   else
     FLASH_PLAN=sdpa
     FLASH_REASON="no prebuilt flash-attn wheel for torch 2.11 + CUDA $LINE + Python $PY_VERSION on $ARCH"
@@ -299,10 +307,12 @@ print_plan() {
       echo "  flash-attn:  prebuilt $FLASH_ATTN_PREBUILT_VERSION for torch 2.11 + ${FLASH_ATTN_PREBUILT_CUDA[$LINE]}" \
         "+ $PY_TAG (a community build, docs/gpu-setup.md): $FLASH_URL; if it cannot be installed, $SDPA_NOTE"
       ;;
-    compile) echo "  flash-attn:  compiled from source ($FLASH_ATTN_SOURCE_VERSION, --flash-attn=compile), after checking nvcc" ;;
+    compile)
+      echo "  flash-attn:  compiled from source ($FLASH_ATTN_SOURCE_VERSION, --flash-attn=compile), after checking nvcc"
+      ;;
     sdpa)
-      echo "  flash-attn:  none ($FLASH_REASON): $SDPA_NOTE. For flash-attn: FLASH_ATTN_WHEEL=<a wheel for torch 2.11 +" \
-        "CUDA $LINE + Python $PY_VERSION>, or --flash-attn=compile"
+      echo "  flash-attn:  none ($FLASH_REASON): $SDPA_NOTE. For flash-attn: FLASH_ATTN_WHEEL=<a wheel for torch" \
+        "2.11 + CUDA $LINE + Python $PY_VERSION>, or --flash-attn=compile"
       ;;
   esac
   echo "  deltal:      pip install -e .[test], held to the pins above"
@@ -449,7 +459,10 @@ with --flash-attn=sdpa"
     # flash-attn's build picks min(cores / 2, available GB / 9) when MAX_JOBS is unset: each job peaks near 9 GB.
     local avail_gb
     avail_gb=$(($(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo 2>/dev/null || echo 0) / 1048576))
-    jobs="flash-attn's own memory-aware default: $(((avail_gb / 9) < ($(nproc) / 2) ? (avail_gb / 9) : ($(nproc) / 2))) job(s) for ${avail_gb} GB available (set MAX_JOBS to choose)"
+    local by_memory=$((avail_gb / 9)) by_cores=$(($(nproc) / 2)) count
+    count=$((by_memory < by_cores ? by_memory : by_cores))
+    jobs="flash-attn's own memory-aware default: $((count > 1 ? count : 1)) job(s) for ${avail_gb} GB available"
+    jobs+=" (set MAX_JOBS to choose)"
   fi
   echo "setup.sh: compiling flash-attn $FLASH_ATTN_SOURCE_VERSION with $nvcc (CUDA $nvcc_release) for sm_$archs" \
     "only, $jobs (72 CUDA files; compiler lines follow)"
@@ -496,7 +509,8 @@ CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 grep -v '^\s*#' requirements.txt | sed 's/\[[^]]*\]//' >"$CONSTRAINTS"
 pip_step "$TRAIN_PY" "installing deltal" "pypi.org" "$TIMEOUT_INSTALL_S" install -q -e ".[test]" -c "$CONSTRAINTS"
-"$TRAIN_PY" -c "import deltal.verl_adapter.plugin, verl, vllm; print(f'setup.sh: verl {verl.__version__}, vllm {vllm.__version__} in $ENV_NAME')"
+"$TRAIN_PY" -c "import deltal.verl_adapter.plugin, verl, vllm
+print(f'setup.sh: verl {verl.__version__}, vllm {vllm.__version__} in $ENV_NAME')"
 
 if [[ "$SERVER_ENV" == 1 ]]; then
   SERVER_PY="$(make_env "$SERVER_ENV_NAME")"

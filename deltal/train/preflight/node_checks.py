@@ -63,11 +63,11 @@ def _make_node_probe(packages: dict[str, str], check_attention: bool) -> Callabl
                 report[name] = None
                 report[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
         if check_attention and report.get("deltal") is not None:
-            from deltal.attention_kernels import flash_attn_problem
-
             try:
+                from deltal.attention_kernels import flash_attn_problem
+
                 report["flash_attn_problem"] = flash_attn_problem()
-            except Exception as exc:  # noqa: BLE001 - torch itself failing to import lands here
+            except Exception as exc:  # noqa: BLE001 - an older deltal without the check, or torch failing, lands here
                 report["flash_attn_problem"] = f"the flash-attn check failed ({type(exc).__name__}: {exc})"
         return report
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,35 @@ def ray_tmp_dir():
     path = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# flash-attn installations the one flash-attn check (deltal.attention_kernels) must tell apart: relative path -> text.
+FLASH_ATTN_STATES = {
+    "missing": {},
+    # A build that had no nvcc: the Python package without its compiled extension.
+    "no_kernels": {"flash_attn/__init__.py": "__version__ = '2.8.3'\n"},
+    # A wheel built for another torch: the extension is there but does not load.
+    "broken": {
+        "flash_attn/__init__.py": "__version__ = '2.8.3'\n",
+        "flash_attn_2_cuda.py": "raise ImportError('flash_attn_2_cuda.so: undefined symbol: _ZN3c104cuda9SetDevice')\n",
+    },
+    "working": {"flash_attn/__init__.py": "__version__ = '2.8.3'\n", "flash_attn_2_cuda.py": "LOADED = True\n"},
+}
+
+
+@pytest.fixture
+def write_flash_attn_state():
+    """write(root, state) puts one of FLASH_ATTN_STATES under ``root`` (a folder to put first on sys.path)."""
+
+    def write(root: Path, state: str) -> Path:
+        root.mkdir(parents=True, exist_ok=True)
+        for relative, text in FLASH_ATTN_STATES[state].items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        return root
+
+    return write
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -36,12 +36,16 @@ case "$SETTINGS" in
     : "${N_GPUS:=4}" "${MAX_RESPONSE_LENGTH:=8192}" "${TOTAL_EPOCHS:=15}" "${ROLLOUT_N:=10}"
     : "${GPU_MEMORY_UTILIZATION:=0.8}" "${OFFLOAD:=True}" "${VAL_BEFORE_TRAIN:=True}" "${TEST_FREQ:=50}"
     : "${CLIP_RATIO_C:=3.0}"
+    # The reference's verl ran vLLM without CUDA graphs (enforce_eager) and seeded its engines with 0.
+    : "${ENFORCE_EAGER:=True}" "${ROLLOUT_SEED:=0}"
     if [[ "$TASK" == math ]]; then : "${SAVE_FREQ:=2000}"; else : "${SAVE_FREQ:=1000}"; fi
     RUN_SUFFIX=-ref
     ;;
   reference-dapo)
+    # 4 GPUs unless the recipe says 8 (the reference ran both soft-punishment recipes and Math wo-sp-wo-of on 8).
     : "${N_GPUS:=4}" "${MAX_RESPONSE_LENGTH:=3072}" "${ROLLOUT_N:=8}" "${GPU_MEMORY_UTILIZATION:=0.8}"
     : "${OFFLOAD:=True}" "${VAL_BEFORE_TRAIN:=False}" "${SAVE_FREQ:=1000}" "${CLIP_RATIO_C:=10.0}"
+    : "${ENFORCE_EAGER:=True}" "${ROLLOUT_SEED:=0}"
     # Up to 3 x 128 prompts generated at once while dynamic sampling refills: verl 0.9.1's counterpart of the
     # reference's data.gen_batch_size = 3 x train batch (its v1 trainer forces gen_batch_size to 1 under DAPO).
     : "${MAX_INFLIGHT_GEN_BATCHES:=3}"
@@ -56,6 +60,8 @@ case "$SETTINGS" in
     : "${MAX_RESPONSE_LENGTH:?a paper-run script sets MAX_RESPONSE_LENGTH}"
     : "${N_GPUS:=8}" "${ROLLOUT_N:=10}" "${OFFLOAD:=False}" "${VAL_BEFORE_TRAIN:=True}" "${TEST_FREQ:=50}"
     : "${SAVE_FREQ:=100}" "${CLIP_RATIO_C:=3.0}"
+    # vLLM with CUDA graphs (verl's default): the paper gives no engine setting, and graphs only change speed.
+    : "${ENFORCE_EAGER:=False}"
     # KV cache for 1280 responses of up to 8192 tokens needs the larger share (train_scripts/README.md, sizing).
     if ((MAX_RESPONSE_LENGTH > 4096)); then : "${GPU_MEMORY_UTILIZATION:=0.8}"; else : "${GPU_MEMORY_UTILIZATION:=0.6}"; fi
     RUN_SUFFIX=
@@ -78,15 +84,16 @@ if [[ -n "${ROLLOUT_NAME:-}" && "$ROLLOUT_NAME" != vllm ]]; then
   exit 2
 fi
 # Attention of the FSDP actor: flash_attention_2 with remove-padding (sequence packing), or torch's SDPA without
-# it when flash-attn is not installed (setup.sh --skip-flash-attn): verl's default needs flash-attn at model load.
+# it when flash-attn cannot serve (not installed, or kernels that do not import with this torch): verl's default
+# needs working flash-attn kernels at model load. deltal.attention_kernels is the same test setup.sh and preflight use.
 ATTN_IMPL=${ATTN_IMPL:-auto}
 if [[ "$ATTN_IMPL" == auto ]]; then
-  if "$DELTAL_PYTHON" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("flash_attn") is None)'; then
+  if FLASH_ATTN_PROBLEM=$("$DELTAL_PYTHON" -m deltal.attention_kernels 2>&1); then
     ATTN_IMPL=flash_attention_2
   else
     ATTN_IMPL=sdpa
-    echo "common.sh: flash-attn is not installed: the actor uses SDPA attention without remove-padding" \
-      "(slower, same results); bash setup.sh installs flash-attn" >&2
+    echo "common.sh: ${FLASH_ATTN_PROBLEM##*$'\n'}: the actor uses SDPA attention without remove-padding" \
+      "(slower, same results; docs/gpu-setup.md)" >&2
   fi
 fi
 case "$ATTN_IMPL" in
@@ -140,6 +147,8 @@ VAL_TEMPERATURE=${VAL_TEMPERATURE:-1.0}
 
 # --- run bookkeeping ---
 SEED=${SEED:-1}
+# vLLM's sampling seed; verl 0.9.1 gives replica r the seed ROLLOUT_SEED + r (reference runs: 0, the reference's).
+ROLLOUT_SEED=${ROLLOUT_SEED:-$SEED}
 PROJECT_NAME=${PROJECT_NAME:-deltal}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-${TASK}__${RUN_METHOD}__${MODEL}-len${MAX_RESPONSE_LENGTH}${RUN_SUFFIX}__seed${SEED}}
 # Checkpoints are large (about 37 GB per save for 3B, 90 GB for 7B: fp32 weights + Adam state), so they go to a
@@ -192,7 +201,8 @@ DELTAL_OVERRIDES=(
   actor_rollout_ref.rollout.name=vllm
   actor_rollout_ref.rollout.n="$ROLLOUT_N"
   actor_rollout_ref.rollout.temperature="$TEMPERATURE"
-  actor_rollout_ref.rollout.seed="$SEED"
+  actor_rollout_ref.rollout.seed="$ROLLOUT_SEED"
+  actor_rollout_ref.rollout.enforce_eager="$ENFORCE_EAGER"
   actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP_SIZE"
   actor_rollout_ref.rollout.gpu_memory_utilization="$GPU_MEMORY_UTILIZATION"
   actor_rollout_ref.rollout.max_num_seqs="$MAX_NUM_SEQS"

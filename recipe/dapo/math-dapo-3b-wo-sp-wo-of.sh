@@ -13,6 +13,8 @@ RUN_METHOD=dapo_wo_sp_wo_of
 SETTINGS=reference-dapo
 BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B}
 ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
+# 8 GPUs, as the reference ran this recipe (its CountDown twin ran on 4; train_scripts/README.md, parity table).
+N_GPUS=${N_GPUS:-8}
 source "$(dirname "${BASH_SOURCE[0]}")/../../train_scripts/common.sh"
 
 "$DELTAL_PYTHON" -m deltal.train \

@@ -32,7 +32,7 @@ from deltal.cpu import agent_loop as cpu_agent_loop
 from deltal.cpu.agent_loop import CPUAgentLoopWorker, SingleServerClient
 from deltal.data.countdown import build as build_countdown
 from deltal.train import compose_config
-from deltal.train.preflight import check_reward_workers
+from deltal.train.preflight.config_checks import check_reward_workers
 
 N_PROMPTS, N_RESPONSES = 3, 4
 

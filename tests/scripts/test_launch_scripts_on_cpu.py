@@ -46,6 +46,8 @@ REFERENCE_RUNS = {
     "countdown": ("dapo-norm", "grpo-norm", "dr-grpo-norm", "dr-grpo", "delta-l-norm-alpha-1"),
     "math": ("dapo-norm", "grpo-norm", "dr-grpo-norm", "dr-grpo", "delta-l-norm-alpha-0.75"),
 }
+# (task, DAPO variant) of the reference's recipes that ran on 8 GPUs.
+REFERENCE_8_GPU_RECIPES = {("countdown", "w-soft-punishment"), ("math", "w-soft-punishment"), ("math", "wo-sp-wo-of")}
 REFERENCE_NAMES = [f"train_scripts/{task}-3b-{slug}.sh" for task, slugs in REFERENCE_RUNS.items() for slug in slugs] + [
     f"recipe/dapo/{task}-dapo-3b-{variant}.sh"
     for task, alpha in (("countdown", "1"), ("math", "0.75"))
@@ -105,16 +107,18 @@ def script_id(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory) -> Path:
-    """An executable that stands in for python: writes its argv as JSON to $DELTAL_CAPTURE, and says flash-attn is
-    installed only when $FAKE_FLASH_ATTN is set."""
+    """An executable that stands in for python: writes its argv as JSON to $DELTAL_CAPTURE, and answers common.sh's
+    flash-attn check (python -m deltal.attention_kernels) with working kernels only when $FAKE_FLASH_ATTN is set."""
     path = tmp_path_factory.mktemp("shim") / "capture_python"
     path.write_text(
         f"#!{sys.executable} -I\n"
         + textwrap.dedent(
             """
             import json, os, sys
-            if sys.argv[1] == "-c":  # common.sh asking whether flash-attn is installed
-                sys.exit(0 if os.environ.get("FAKE_FLASH_ATTN") else 1)
+            if sys.argv[1:3] == ["-m", "deltal.attention_kernels"]:
+                if os.environ.get("FAKE_FLASH_ATTN"):
+                    sys.exit(0)
+                sys.exit("flash-attn's CUDA kernels do not import with torch 2.11.0 (CUDA 13.0): undefined symbol")
             with open(os.environ["DELTAL_CAPTURE"], "w") as out:
                 json.dump(sys.argv[1:], out)
             """
@@ -130,7 +134,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         r"^(N_GPUS|N_NODES|BASE_MODEL|DATA_DIR|DATA_ROOT|MAX_\w+|ROLLOUT_\w+|PROJECT_NAME|"
         r"EXPERIMENT_NAME|SEED|CKPT_DIR|LOG_DIR|MATH_SERVER_\w+|RAY_ADDRESS|WANDB_\w+|VERL_\w+|"
         r"TOTAL_\w+|VAL_\w+|DRY_RUN|DELTAL_\w+|TASK|MODEL|RUN_METHOD|SETTINGS|ATTN_IMPL|SCRATCH_DIR|OFFLOAD|"
-        r"GPU_\w+|TRAIN_\w+|MINI_\w+|LR|CLIP_\w+|TEST_FREQ|SAVE_FREQ|TEMPERATURE|PPO_\w+|FAKE_\w+)$"
+        r"GPU_\w+|TRAIN_\w+|MINI_\w+|LR|CLIP_\w+|TEST_FREQ|SAVE_FREQ|TEMPERATURE|PPO_\w+|FAKE_\w+|ENFORCE_EAGER|OVERLONG_\w+)$"
     )
     env = {key: value for key, value in os.environ.items() if not knobs.match(key)}
     env.update(HOME=str(tmp_path), **extra)
@@ -299,7 +303,7 @@ def test_several_nodes_without_a_ray_cluster_stop_with_instructions(shim, tmp_pa
     assert overrides_of(argv)["trainer.nnodes"] == "2"
 
 
-def test_flash_attention_when_installed_else_sdpa_without_remove_padding_said_in_one_line(shim, tmp_path):
+def test_flash_attention_when_its_kernels_import_else_sdpa_without_remove_padding_said_in_one_line(shim, tmp_path):
     script = TRAIN_SCRIPTS / "countdown-3b-3072-grpo-norm.sh"
     out = tmp_path / "argv.json"
     env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), DELTAL_CAPTURE=str(out))
@@ -307,8 +311,9 @@ def test_flash_attention_when_installed_else_sdpa_without_remove_padding_said_in
     got = overrides_of(json.loads(out.read_text()))
     assert got["actor_rollout_ref.model.override_config.attn_implementation"] == "sdpa"
     assert got["actor_rollout_ref.model.use_remove_padding"] == "False"
-    notes = [line for line in result.stderr.splitlines() if line.startswith("common.sh: flash-attn is not installed")]
-    assert len(notes) == 1 and "SDPA" in notes[0]
+    # The reason comes from the flash-attn check (deltal.attention_kernels), in one line.
+    notes = [line for line in result.stderr.splitlines() if line.startswith("common.sh: flash-attn's CUDA kernels")]
+    assert len(notes) == 1 and "undefined symbol: the actor uses SDPA attention without remove-padding" in notes[0]
 
     got = overrides_of(capture(script, shim, tmp_path, FAKE_FLASH_ATTN="1"))
     assert got["actor_rollout_ref.model.override_config.attn_implementation"] == "flash_attention_2"
@@ -394,8 +399,12 @@ PARITY = {
     "trainer.n_gpus_per_node": {
         "paper": 8,
         "reference": 4,
-        "reference-dapo": lambda want: 8 if want.dapo_variant == "w-soft-punishment" else 4,
+        # The reference ran both soft-punishment recipes and Math wo-sp-wo-of on 8 GPUs, the others on 4.
+        "reference-dapo": lambda want: 8 if (want.task, want.dapo_variant) in REFERENCE_8_GPU_RECIPES else 4,
     },
+    # The reference's verl ran vLLM without CUDA graphs and seeded it with 0; paper runs keep verl's graphs and SEED.
+    "actor_rollout_ref.rollout.enforce_eager": {"paper": False, "reference": True, "reference-dapo": True},
+    "actor_rollout_ref.rollout.seed": {"paper": 1, "reference": 0, "reference-dapo": 0},
     "trainer.total_training_steps": {
         "paper": lambda want: want.countdown_steps if want.task == "countdown" else None,
         "reference": None,
@@ -492,12 +501,30 @@ def test_math_soft_punishment_recipe_dry_run_prints_the_resolved_config(tmp_path
     cfg = _dry_run(DAPO_SCRIPTS / "math-dapo-3b-w-soft-punishment.sh", tmp_path)
     assert cfg["actor_rollout_ref"]["actor"]["loss_agg_mode"] == "token-mean"
     assert cfg["reward"]["reward_manager"]["name"] == "dapo"
+    # The reference's soft punishment, to the logging switch it left off.
     assert cfg["reward"]["reward_kwargs"] == {
         "max_resp_len": 3072,
-        "overlong_buffer_cfg": {"enable": True, "len": 2048, "penalty_factor": 1.0, "log": True},
+        "overlong_buffer_cfg": {"enable": True, "len": 2048, "penalty_factor": 1.0, "log": False},
     }
     assert cfg["algorithm"]["filter_groups"]["enable"] is True
     assert cfg["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]["MATH_SERVER_URL"] == "http://127.0.0.1:6284"
+    rollout = cfg["actor_rollout_ref"]["rollout"]
+    assert (rollout["enforce_eager"], rollout["seed"]) == (True, 0)
+    assert cfg["trainer"]["n_gpus_per_node"] == 8
+
+
+@pytest.mark.slow
+def test_math_dapo_recipe_without_soft_punishment_or_filtering_runs_on_the_references_8_gpus(tmp_path, shim):
+    cfg = _dry_run(DAPO_SCRIPTS / "math-dapo-3b-wo-sp-wo-of.sh", tmp_path)
+    assert cfg["trainer"]["n_gpus_per_node"] == 8
+    rollout = cfg["actor_rollout_ref"]["rollout"]
+    assert (rollout["enforce_eager"], rollout["seed"]) == (True, 0)
+    assert cfg["reward"]["reward_manager"]["name"] == "dapo" and "reward_kwargs" not in cfg["reward"]
+    assert cfg["algorithm"]["filter_overlong_response"]["enable"] is False
+    # The knobs still win.
+    argv = capture(DAPO_SCRIPTS / "math-dapo-3b-wo-sp-wo-of.sh", shim, tmp_path, N_GPUS="4", ENFORCE_EAGER="False")
+    got = overrides_of(argv)
+    assert (got["trainer.n_gpus_per_node"], got["actor_rollout_ref.rollout.enforce_eager"]) == ("4", "False")
 
 
 @pytest.mark.slow

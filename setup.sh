@@ -2,7 +2,7 @@
 # Set up deltal's environment.
 #   bash setup.sh           GPU cluster: env `deltal` (verl 0.9.1 + vLLM + flash-attn + deltal) and env `deltal_server`
 #                           (the math server's own stack); conda envs when conda exists, else venvs in ./.envs/
-#   bash setup.sh --cpu     CPU-only venv in ./.venv (laptops, CI): torch CPU wheel + verl[verl-core] + deltal[test,server]
+#   bash setup.sh --cpu     CPU-only venv in ./.venv (laptops, CI): torch CPU + verl[verl-core] + deltal[test,server,trl]
 # GPU options: --venv (venvs even when conda exists), --skip-flash-attn (the launch scripts then use SDPA attention),
 # --skip-server. Env: PYTHON (base interpreter, 3.10-3.12), ENV_NAME (deltal), SERVER_ENV_NAME (deltal_server),
 # ENV_ROOT (./.envs), FLASH_ATTN_WHEEL (a flash-attn wheel file or URL for torch 2.11 + CUDA 13 + your Python),
@@ -36,7 +36,7 @@ if [[ "$MODE" == "cpu" ]]; then
   # torch first and pinned: a bare `torch` resolves to a multi-GB CUDA wheel. On a laptop, point
   # TORCH_INDEX_URL at PyTorch's CPU wheel index to get the CPU build of this version.
   "$VENV/bin/python" -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}
-  "$VENV/bin/python" -m pip install -q -e ".[test,server]"
+  "$VENV/bin/python" -m pip install -q -e ".[test,server,trl]"
   echo "setup.sh: CPU environment ready in $VENV"
   echo "next: bash train_scripts/quickstart-cpu.sh     # or: $VENV/bin/python -m pytest -q"
   exit 0
@@ -189,7 +189,7 @@ fi
 CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 grep -v '^\s*#' requirements.txt | sed 's/\[[^]]*\]//' >"$CONSTRAINTS"
-"$TRAIN_PY" -m pip install -q -e ".[test]" -c "$CONSTRAINTS"
+"$TRAIN_PY" -m pip install -q -e ".[test,trl]" -c "$CONSTRAINTS"
 "$TRAIN_PY" -c "import deltal.verl_adapter.plugin, verl, vllm; print(f'setup.sh: verl {verl.__version__}, vllm {vllm.__version__} in $ENV_NAME')"
 
 if [[ "$SERVER_ENV" == 1 ]]; then

@@ -107,7 +107,7 @@ def test_gpu_path_installs_pins_prebuilt_flash_attn_deltal_and_server_env(tmp_pa
     assert any("pip install -q setuptools wheel packaging ninja psutil" in line for line in train_calls)
     (prebuilt,) = flash_attn_installs(tmp_path)
     assert "--no-build-isolation flash-attn==2.8.3.post2" in prebuilt and "[SKIP=TRUE FORCE=" in prebuilt
-    deltal_install = [line for line in train_calls if "-e .[test]" in line]
+    deltal_install = [line for line in train_calls if "-e .[test,trl]" in line]
     assert len(deltal_install) == 1 and " -c " in deltal_install[0]
     constraints = next(line for line in log if line.startswith("CONSTRAINTS:"))
     assert "verl==0.9.1" in constraints and "torch==2.11.0" in constraints and "[" not in constraints
@@ -208,3 +208,13 @@ def test_help_describes_both_paths_and_the_flash_attn_knobs(tmp_path):
     assert result.returncode == 0
     assert "bash setup.sh --cpu" in result.stdout and "deltal_server" in result.stdout
     assert "FLASH_ATTN_WHEEL" in result.stdout and "SKIP_DRIVER_CHECK" in result.stdout
+
+
+def test_cpu_path_installs_deltal_with_the_test_server_and_trl_extras(tmp_path):
+    # CI runs `bash setup.sh --cpu` and then the whole suite, which includes tests/trl: TRL must be installed.
+    result = run_setup(tmp_path, "--cpu", driver=None, VENV=str(tmp_path / "venv"))
+    assert result.returncode == 0, result.stderr
+    venv_py = str(tmp_path / "venv/bin/python")
+    installs = [line for line in calls(tmp_path) if line.startswith(venv_py) and "pip install" in line]
+    assert any("pip install -q torch==2.13.0" in line for line in installs)
+    assert any("pip install -q -e .[test,server,trl]" in line for line in installs)

@@ -5,7 +5,7 @@
 #                             server's own stack); conda envs when conda exists, else venvs in ./.envs/.
 #                             Nothing compiles.
 #   bash setup.sh --dry-run   print what the GPU set-up would install on this node; install nothing
-#   bash setup.sh --cpu       CPU-only venv in ./.venv (laptops, CI): torch CPU wheel + verl[verl-core] + deltal[test,server]
+#   bash setup.sh --cpu       CPU-only venv in ./.venv (laptops, CI): torch CPU + verl[verl-core] + deltal[test,server,trl]
 # GPU options: --venv (venvs even when conda exists), --skip-server, --flash-attn=prebuilt|sdpa|compile (prebuilt, the
 # default: a prebuilt wheel when one exists for this torch/CUDA/Python, else SDPA attention; sdpa: no flash-attn;
 # compile: build it from source, needs nvcc, honours MAX_JOBS), --skip-flash-attn (= --flash-attn=sdpa).
@@ -86,7 +86,7 @@ if [[ "$MODE" == "cpu" ]]; then
   VENV="${VENV:-.venv}"
   if ((DRY_RUN)); then
     echo "setup.sh --cpu --dry-run: would create $VENV (if missing) with $PYTHON, then install torch==2.13.0" \
-      "${TORCH_INDEX_URL:+from $TORCH_INDEX_URL }and deltal[test,server] with verl[verl-core]==0.9.1 from PyPI"
+      "${TORCH_INDEX_URL:+from $TORCH_INDEX_URL }and deltal[test,server,trl] with verl[verl-core]==0.9.1 from PyPI"
     exit 0
   fi
   [[ -x "$VENV/bin/python" ]] || step "creating $VENV" "" "$TIMEOUT_ENV_S" "$PYTHON" -m venv "$VENV"
@@ -95,8 +95,8 @@ if [[ "$MODE" == "cpu" ]]; then
   # TORCH_INDEX_URL at PyTorch's CPU wheel index to get the CPU build of this version.
   step "installing torch 2.13.0" "pypi.org${TORCH_INDEX_URL:+ and $TORCH_INDEX_URL}" "$TIMEOUT_INSTALL_S" \
     "$VENV/bin/python" -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}
-  step "installing deltal[test,server]" "pypi.org" "$TIMEOUT_INSTALL_S" \
-    "$VENV/bin/python" -m pip install -q -e ".[test,server]"
+  step "installing deltal[test,server,trl]" "pypi.org" "$TIMEOUT_INSTALL_S" \
+    "$VENV/bin/python" -m pip install -q -e ".[test,server,trl]"
   echo "setup.sh: CPU environment ready in $VENV"
   echo "next: bash train_scripts/quickstart-cpu.sh     # or: $VENV/bin/python -m pytest -q"
   exit 0
@@ -315,7 +315,7 @@ print_plan() {
         "2.11 + CUDA $LINE + Python $PY_VERSION>, or --flash-attn=compile"
       ;;
   esac
-  echo "  deltal:      pip install -e .[test], held to the pins above"
+  echo "  deltal:      pip install -e .[test,trl], held to the pins above"
   if [[ "$SERVER_ENV" == 1 ]]; then
     echo "  math server: env $SERVER_ENV_NAME with server/math/requirements.txt (from pypi.org)"
   fi
@@ -508,7 +508,7 @@ install_flash_attn
 CONSTRAINTS="$(mktemp)"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 grep -v '^\s*#' requirements.txt | sed 's/\[[^]]*\]//' >"$CONSTRAINTS"
-pip_step "$TRAIN_PY" "installing deltal" "pypi.org" "$TIMEOUT_INSTALL_S" install -q -e ".[test]" -c "$CONSTRAINTS"
+pip_step "$TRAIN_PY" "installing deltal" "pypi.org" "$TIMEOUT_INSTALL_S" install -q -e ".[test,trl]" -c "$CONSTRAINTS"
 "$TRAIN_PY" -c "import deltal.verl_adapter.plugin, verl, vllm
 print(f'setup.sh: verl {verl.__version__}, vllm {vllm.__version__} in $ENV_NAME')"
 

@@ -345,7 +345,7 @@ def test_gpu_install_order_pins_prebuilt_flash_attn_deltal_and_server_env(setup_
         next(i for i, line in enumerate(train) if "install -q -r requirements.txt" in line),
         next(i for i, line in enumerate(train) if "deltal stack check" in line),
         next(i for i, line in enumerate(train) if "install -q --no-deps " + PREBUILT in line),
-        next(i for i, line in enumerate(train) if "-e .[test]" in line),
+        next(i for i, line in enumerate(train) if "-e .[test,trl]" in line),
     ]
     assert order == sorted(order)
     assert f"{PREBUILT}cu130torch2.11-cp312-cp312-linux_x86_64.whl" in train[order[2]]
@@ -550,7 +550,7 @@ def test_cpu_path_installs_torch_then_deltal_and_its_dry_run_installs_nothing(se
     assert installs == [
         f"{venv_python} -m pip install -q --upgrade pip",
         f"{venv_python} -m pip install -q torch==2.13.0",
-        f"{venv_python} -m pip install -q -e .[test,server]",
+        f"{venv_python} -m pip install -q -e .[test,server,trl]",
     ]
     assert "CPU environment ready" in result.stdout
 

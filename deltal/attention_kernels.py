@@ -12,6 +12,7 @@ Importing this module imports nothing heavy; :func:`flash_attn_problem` imports 
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import sys
@@ -46,7 +47,16 @@ def flash_attn_problem() -> str | None:
     return None
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command takes no options; --help says what its exit status means."""
+    return argparse.ArgumentParser(
+        prog="python -m deltal.attention_kernels",
+        description=__doc__.splitlines()[0] + " Exit 0 when usable, else 1 with the reason on stderr.",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    build_parser().parse_args(argv)
     problem = flash_attn_problem()
     if problem is None:
         return 0

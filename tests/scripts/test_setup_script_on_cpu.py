@@ -53,6 +53,7 @@ if args[:2] == ["-m", "venv"]:
 elif args[:2] == ["-m", "deltal.attention_kernels"]:
     # The real check, on a stand-in torch and this env's flash-attn.
     sys.path[:0] = [os.path.join(os.environ["FAKE_FLASH_STATES"], flash_state()), os.environ["DELTAL_REPO"]]
+    sys.argv = ["deltal.attention_kernels", *args[2:]]  # as `python -m` leaves it: the module's own arguments only
     runpy.run_module("deltal.attention_kernels", run_name="__main__")
 elif args[:1] == ["-c"]:
     code = args[1]

@@ -27,6 +27,19 @@ def test_a_fresh_process_that_imports_verl_sees_deltal_estimators():
     assert result.stdout.split() == ["deltal.verl_adapter.estimator"] * 2
 
 
+def test_estimators_are_registered_when_their_module_is_what_first_imports_verl():
+    # verl then runs the plugin while the estimator module is half-loaded; the registration must still happen.
+    code = (
+        "import deltal.verl_adapter.estimator\n"
+        "from deltal.verl_adapter.registration import assert_registered\n"
+        "assert_registered()\n"
+        "print('registered')\n"
+    )
+    result = _run(code, VERL_USE_EXTERNAL_PLUGINS="auto")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["registered"]
+
+
 def test_importing_the_plugin_does_not_import_verl_trainer_modules():
     # Modules that the plugin adds beyond what `import verl` loads by itself, among verl's heavy trainer stack.
     code = (

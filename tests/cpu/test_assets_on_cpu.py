@@ -15,9 +15,9 @@ from deltal.cpu.assets import MANIFEST_NAME, PAD_TOKEN, TinyModelSpec, build_tin
 from deltal.data.chatml import IM_END, chatml_exchange
 
 
-@pytest.fixture(scope="module")
-def assets_dir(tmp_path_factory):
-    return build_tiny_assets(tmp_path_factory.mktemp("assets") / "seed0", seed=0)
+@pytest.fixture
+def assets_dir(tiny_assets):
+    return tiny_assets  # the session's seed-0 build (tests/conftest.py); these tests only read it
 
 
 def _state_dict(path):

@@ -218,10 +218,10 @@ def code_text() -> str:
     return "\n".join(texts)
 
 
-def check_environment_names(command: Command) -> list[str]:
+def check_environment_names(names: list[str]) -> list[str]:
     return [
-        f"{command.where}: sets {name}, which no script or module of the repository reads"
-        for name in command.assigned
+        f"sets {name}, which no script or module of the repository reads"
+        for name in names
         if not re.search(rf"\b{re.escape(name)}\b", code_text())
     ]
 
@@ -247,19 +247,19 @@ def run_help(target: str, argv: list[str], *, module: bool) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def check_help(command: Command, target: str, args: list[str], *, module: bool) -> list[str]:
+def check_help(target: str, args: list[str], *, module: bool) -> list[str]:
     leading = leading_words(args)
     code, text = run_help(target, leading, module=module)
     if code != 0:
-        return [f"{command.where}: `{target} {' '.join(leading)} --help` exits {code}: {text[-2000:]}"]
+        return [f"`{target} {' '.join(leading)} --help` exits {code}: {text[-2000:]}"]
     return [
-        f"{command.where}: {option} is not an option of `{target}` (its --help does not list it)"
+        f"{option} is not an option of `{target}` (its --help does not list it)"
         for option in options_of(args)
         if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text)
     ]
 
 
-def dry_run(command: Command, overrides: list[str], monkeypatch) -> list[str]:
+def dry_run(overrides: list[str], monkeypatch) -> list[str]:
     """Validate and print the config as ``DRY_RUN=1 python -m deltal.train <overrides>`` does, in this process.
 
     A command with placeholders (``...``, ``key=...``, ``"$@"``) is a partial one the reader completes: its overrides
@@ -272,9 +272,9 @@ def dry_run(command: Command, overrides: list[str], monkeypatch) -> list[str]:
     try:
         cfg = compose_config(complete)
     except ConfigError as exc:  # the command line's own check (an unknown method=): exit 2
-        return [f"{command.where}: DRY_RUN=1 exits 2: {exc}"]
+        return [f"DRY_RUN=1 exits 2: {exc}"]
     except Exception as exc:  # noqa: BLE001 - hydra's parse and composition errors, reported as hydra would
-        return [f"{command.where}: the overrides do not compose: {type(exc).__name__}: {exc}"]
+        return [f"the overrides do not compose: {type(exc).__name__}: {exc}"]
     if len(complete) < len(overrides):
         return []
     out, err = io.StringIO(), io.StringIO()
@@ -284,10 +284,10 @@ def dry_run(command: Command, overrides: list[str], monkeypatch) -> list[str]:
             try:
                 run(cfg)
             except SystemExit as exc:
-                return [f"{command.where}: DRY_RUN=1 exits {exc.code}: {err.getvalue()[-2000:]}"]
+                return [f"DRY_RUN=1 exits {exc.code}: {err.getvalue()[-2000:]}"]
     printed = yaml.safe_load(out.getvalue())
     if not isinstance(printed, dict) or "algorithm" not in printed:
-        return [f"{command.where}: DRY_RUN=1 printed no config: {out.getvalue()[:500]!r}"]
+        return [f"DRY_RUN=1 printed no config: {out.getvalue()[:500]!r}"]
     return []
 
 
@@ -311,80 +311,85 @@ def python_shim(tmp_path_factory) -> Path:
     return path
 
 
-def check_script(command: Command, script: str, args: list[str], shim: Path, tmp_path: Path, monkeypatch):
+def check_script(script: str, args: list[str], env: dict[str, str], shim: Path, tmp_path: Path, monkeypatch):
     path = REPO / script
     if not path.is_file():
-        return [f"{command.where}: {script} does not exist"]
+        return [f"{script} does not exist"]
     text = path.read_text(encoding="utf-8")
     if not LAUNCH_SCRIPT.search(text):  # setup, quickstart, servers: not run here
-        return [
-            f"{command.where}: {option} does not appear in {script}"
-            for option in options_of(args)
-            if option not in text
-        ]
+        return [f"{option} does not appear in {script}" for option in options_of(args) if option not in text]
     recorded = tmp_path / "argv.json"
-    env = {**os.environ, **command.env, "DELTAL_PYTHON": str(shim), "README_COMMAND_ARGV": str(recorded)}
-    env["HOME"] = str(tmp_path)
+    env = {**os.environ, **env, "DELTAL_PYTHON": str(shim), "README_COMMAND_ARGV": str(recorded), "HOME": str(tmp_path)}
     kept = [word for word in args if not is_placeholder(word)]
     result = subprocess.run(["bash", script, *kept], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
-        return [f"{command.where}: the script exits {result.returncode}: {result.stderr[-2000:]}"]
+        return [f"the script exits {result.returncode}: {result.stderr[-2000:]}"]
     argv = json.loads(recorded.read_text())
     if argv[:2] != ["-m", TRAIN_MODULE]:
-        return [f"{command.where}: the launch script ran python {argv[:2]}, not -m {TRAIN_MODULE}"]
-    return dry_run(command, argv[2:], monkeypatch)
+        return [f"the launch script ran python {argv[:2]}, not -m {TRAIN_MODULE}"]
+    return dry_run(argv[2:], monkeypatch)
 
 
-def check_python(command: Command, args: list[str], monkeypatch) -> list[str]:
+def check_python(args: list[str], monkeypatch) -> list[str]:
     import importlib.util
 
     if args[:1] == ["-m"] and len(args) > 1:
         module, rest = args[1], args[2:]
         if module == TRAIN_MODULE:
-            return dry_run(command, rest, monkeypatch)
+            return dry_run(rest, monkeypatch)
         if module.split(".")[0] != "deltal":
             found = importlib.util.find_spec(module.split(".")[0]) is not None
-            return [] if found else [f"{command.where}: module {module} is not importable in this environment"]
+            return [] if found else [f"module {module} is not importable in this environment"]
         if importlib.util.find_spec(module) is None:
-            return [f"{command.where}: module {module} does not exist"]
-        return check_help(command, module, rest, module=True)
+            return [f"module {module} does not exist"]
+        return check_help(module, rest, module=True)
     if args and args[0].endswith(".py"):
         if not (REPO / args[0]).is_file():
-            return [f"{command.where}: {args[0]} does not exist"]
-        return check_help(command, str(REPO / args[0]), args[1:], module=False)
-    return [f"{command.where}: python {' '.join(args[:1])} is neither `-m MODULE` nor a script of the repository"]
+            return [f"{args[0]} does not exist"]
+        return check_help(str(REPO / args[0]), args[1:], module=False)
+    return [f"python {' '.join(args[:1])} is neither `-m MODULE` nor a script of the repository"]
 
 
-def check_deltal(command: Command, args: list[str], monkeypatch) -> list[str]:
+def check_deltal(args: list[str], monkeypatch) -> list[str]:
     from deltal.__main__ import find_command
 
     found = find_command(args)
     if found is None:
-        return [f"{command.where}: `deltal {' '.join(leading_words(args))}` is not a deltal command"]
+        return [f"`deltal {' '.join(leading_words(args))}` is not a deltal command"]
     sub, rest = found
-    return check_python(command, ["-m", sub.module, *rest], monkeypatch)
+    return check_python(["-m", sub.module, *rest], monkeypatch)
+
+
+def command_problems(command: Command, shim: Path, tmp_path: Path, monkeypatch) -> list[str]:
+    """What is wrong with one README command (empty: it works as written)."""
+    problems = check_environment_names(command.assigned)
+    words = command.words
+    program = words[0] if words else ""
+    if not words or program in ("export", "cd") or program in command.external:
+        return problems
+    if command.stdin is not None:
+        return [*problems, f"a here-document cannot be checked; {HOW_TO_MARK}"]
+    if program in SHELL_SCRIPT_RUNNERS and len(words) > 1:
+        return problems + check_script(words[1], words[2:], command.env, shim, tmp_path, monkeypatch)
+    if program.endswith(".sh"):
+        return problems + check_script(program.removeprefix("./"), words[1:], command.env, shim, tmp_path, monkeypatch)
+    if PYTHON.match(program):
+        return problems + check_python(words[1:], monkeypatch)
+    if Path(program).name == "deltal":
+        return problems + check_deltal(words[1:], monkeypatch)
+    return [*problems, f"the test cannot tell what `{program}` is; {HOW_TO_MARK}"]
+
+
+# A command written twice (in two READMEs) is checked once: its words, environment and marks decide the outcome.
+_CHECKED: dict[tuple, list[str]] = {}
 
 
 def check_command(command: Command, shim: Path, tmp_path: Path, monkeypatch) -> list[str]:
-    """Problems with one README command (empty: it works as written)."""
-    problems = check_environment_names(command)
-    words = command.words
-    program = words[0] if words else ""
-    if not words or program in ("export", "cd"):
-        return problems
-    if program in command.external:
-        return problems
-    if command.stdin is not None:
-        return [*problems, f"{command.where}: a here-document cannot be checked; {HOW_TO_MARK}"]
-    if program in SHELL_SCRIPT_RUNNERS and len(words) > 1:
-        return problems + check_script(command, words[1], words[2:], shim, tmp_path, monkeypatch)
-    if program.endswith(".sh"):
-        return problems + check_script(command, program.removeprefix("./"), words[1:], shim, tmp_path, monkeypatch)
-    if PYTHON.match(program):
-        return problems + check_python(command, words[1:], monkeypatch)
-    if Path(program).name == "deltal":
-        return problems + check_deltal(command, words[1:], monkeypatch)
-    return [*problems, f"{command.where}: the test cannot tell what `{program}` is; {HOW_TO_MARK}"]
+    """``command_problems``, each prefixed with where the command is written."""
+    key = (tuple(command.words), tuple(sorted(command.env.items())), tuple(command.assigned), command.external)
+    if command.stdin is not None or key not in _CHECKED:
+        _CHECKED[key] = command_problems(command, shim, tmp_path, monkeypatch)
+    return [f"{command.where}: {problem}" for problem in _CHECKED[key]]
 
 
 COMMANDS = readme_commands()

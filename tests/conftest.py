@@ -1,8 +1,10 @@
-"""Shared test setup: keep every cache and Ray session inside temporary directories, never under ``~``."""
+"""Shared test setup: every cache and Ray session inside temporary directories (never under ``~``), and the one
+training run the end-to-end tests share."""
 
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory):
+    """The quickstart's tiny model and tokenizer (seed 0), built once per session for every test that only reads it."""
+    from deltal.cpu.assets import build_tiny_assets
+
+    return build_tiny_assets(tmp_path_factory.mktemp("cpu_assets") / "tiny", seed=0)
 
 
 @pytest.fixture
@@ -69,3 +79,46 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# Compare's tiny experiment (tests/experiments): 1 seed x 2 steps of a barely warm-started tiny model.
+TINY_COMPARE = [
+    "--seeds", "0", "--steps", "2", "--prompts", "2", "--n", "2", "--max-response-length", "32",
+    "--test-freq", "2", "--val-size", "4", "--train-size", "16", "--test-size", "4",
+    "--warm-steps", "1", "--warm-pool", "64",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompareExperiment:
+    """A compare experiment whose runs also keep verl's checkpoint of step 2, one folder per run name."""
+
+    out: Path
+    cache: Path
+    checkpoints: Path
+
+    def args(self, *options: str) -> list[str]:
+        """``deltal.experiments.compare`` arguments: the experiment's, ``options``, then its hydra overrides."""
+        run_checkpoints = f"trainer.default_local_dir={self.checkpoints}/${{trainer.experiment_name}}"
+        return ["--out", str(self.out), "--cache", str(self.cache), *TINY_COMPARE, *options, "--"] + [
+            "trainer.save_freq=2",
+            run_checkpoints,
+        ]
+
+
+@pytest.fixture(scope="session")
+def compare_delta_l_run(tmp_path_factory) -> CompareExperiment:
+    """The one delta_l training run of the suite's end-to-end tests, trained once per session.
+
+    ``deltal.experiments.compare`` trains it (``python -m deltal.train backend=cpu method=delta_l``, 2 steps, with
+    validation before training and a checkpoint at step 2). Its tests check different things of this same run:
+    tests/experiments the experiment tool (resume, tables, figures; it adds a second method), tests/e2e the
+    trainer (ΔL metrics of each step, the checkpoint, and a resume from it). A pipeline launch costs about a minute
+    of start-up on 2 cores, so sharing it keeps the suite short.
+    """
+    from deltal.experiments.compare import main
+
+    root = tmp_path_factory.mktemp("compare")
+    experiment = CompareExperiment(out=root / "out", cache=root / "cache", checkpoints=root / "checkpoints")
+    assert main(experiment.args("--methods", "delta_l")) == 0
+    return experiment

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from deltal.cli import add_options, settings_from
+from deltal.data.chatml import CHATML_TEMPLATE, IM_END, IM_START, chatml_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,6 @@ MANIFEST_NAME = "deltal_assets.json"
 RECIPE_VERSION = 1
 
 PAD_TOKEN = "<|endoftext|>"
-IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"
 SPECIAL_TOKENS = (PAD_TOKEN, IM_START, IM_END)
 
 # Qwen2's pre-tokenizer split (a fact of the Qwen2 tokenizer): digits split one by one, letters grouped,
@@ -54,14 +53,6 @@ SPECIAL_TOKENS = (PAD_TOKEN, IM_START, IM_END)
 QWEN2_SPLIT_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-# ChatML, the format Qwen2 instruct models use; a system turn is optional.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
 
@@ -107,7 +98,7 @@ def countdown_corpus(seed: int, n_problems: int) -> list[str]:
         if value != int(value) or not 1 <= value <= 100:
             continue
         prompt = f"Use {' '.join(map(str, numbers))} to make {int(value)}."
-        texts.append(f"{IM_START}user\n{prompt}{IM_END}\n{IM_START}assistant\n<answer>{expression}</answer>{IM_END}\n")
+        texts.append(chatml_exchange(prompt, f"<answer>{expression}</answer>"))
     return texts
 
 

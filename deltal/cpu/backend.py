@@ -23,7 +23,8 @@ Idempotent: a second call does nothing.
 
 Imports at call time: ``verl.plugin.platform`` (already loaded by ``verl/__init__``), ``verl.utils.distributed``
 and ``verl.workers.rollout.{base,replica}`` for their registries (Ray and verl's worker config, needed anyway by
-every process that trains). ``deltal.cpu.rollout`` itself is imported lazily by verl when a rollout is built.
+every process that trains). ``deltal.cpu.rollout`` itself is imported lazily by verl when a rollout is built; the
+rollout's name comes from ``deltal.cpu.token_server``, which imports only the standard library.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ import sys
 
 from deltal import PINNED_VERL_VERSION
 from deltal.cpu.platform import PLATFORM_NAME, build_platform_class
+from deltal.cpu.token_server import ROLLOUT_NAME
 
 logger = logging.getLogger(__name__)
 
-ROLLOUT_NAME = "deltal_hf"
 _REGISTERED = False
 
 

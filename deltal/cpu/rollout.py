@@ -26,8 +26,7 @@ import torch
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutMode, RolloutReplica
 
-from deltal.cpu.backend import ROLLOUT_NAME
-from deltal.cpu.token_server import HFTokenServer
+from deltal.cpu.token_server import ROLLOUT_NAME, HFTokenServer
 
 
 def server_actor_name(replica_rank: int) -> str:

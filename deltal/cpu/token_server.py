@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The rollout's name in verl's registries (actor_rollout_ref.rollout.name) and the prefix of its servers' Ray actor
+# names: deltal.cpu.backend registers it, deltal.cpu.rollout launches and finds the servers by it.
+ROLLOUT_NAME = "deltal_hf"
+
 # The server samples a batch once no new request arrived for BATCH_QUIET_S (the agent loop sends a step's
 # requests in a burst), or after BATCH_MAX_WAIT_S at the latest.
 BATCH_QUIET_S = 0.03

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deltal.cli import add_options, settings_from
+from deltal.data.chatml import chatml_exchange
 from deltal.data.rl_format import chat_messages, rl_row, write_parquet
 
 logger = logging.getLogger(__name__)
@@ -238,16 +239,11 @@ def build(
 
 def corpus(seed: int, count: int, max_depth: int = DEFAULT_MAX_DEPTH) -> list[str]:
     """Chat-formatted trace dialogues for training the tiny tokenizer (``deltal.cpu.assets.build_tiny_assets``)."""
-    from deltal.cpu.assets import IM_END, IM_START
-
     rng = random.Random(seed)
     texts = []
     for _ in range(count):
         numbers, target = draw(rng, max_depth)
-        texts.append(
-            f"{IM_START}user\n{prompt_text(numbers, target)}{IM_END}\n"
-            f"{IM_START}assistant\n{response_text(numbers, target)}{IM_END}\n"
-        )
+        texts.append(chatml_exchange(prompt_text(numbers, target), response_text(numbers, target)))
     return texts
 
 

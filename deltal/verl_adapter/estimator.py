@@ -21,6 +21,12 @@ and checks once; the user's ``grpopp_config`` is never read here.
 Per-step statistics (weights, lengths, truncation) are kept for :func:`pop_step_metrics`, which deltal's
 trainer calls; the tensors are stored as they are, so the estimator itself never syncs with the host. The pop
 also computes the variance/bias telemetry (``deltal.algorithm.telemetry``) from the same lengths, on the host.
+
+Importing this module registers both estimators in verl's registry, as verl's own ``core_algos`` does for its
+estimators; the plugin (``deltal.verl_adapter.plugin``) only imports it. Registering at the end of this module's own
+body, rather than from the plugin, is what makes the order of imports not matter: when this module is the first to
+import verl, verl runs the plugin while this module is still half-loaded, and the registration still happens once
+the module has loaded.
 """
 
 from __future__ import annotations
@@ -29,7 +35,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from verl.trainer.ppo.core_algos import compute_grpo_vectorized_outcome_advantage
+from verl.trainer.ppo.core_algos import (
+    ADV_ESTIMATOR_REGISTRY,
+    compute_grpo_vectorized_outcome_advantage,
+    register_adv_est,
+)
 from verl.utils.groupwise import as_torch_index
 
 from deltal.algorithm import delta_l_advantage_weights, filter_overlong, response_lengths
@@ -140,6 +150,25 @@ def compute_deltal_grpo_advantage(
     return _deltal_advantage(token_level_rewards, response_mask, index, config, reweight=False)
 
 
+# verl's estimator name (algorithm.adv_estimator) -> deltal's function; the methods name them in MethodSpec.estimator.
+ESTIMATORS = {"delta_l": compute_delta_l_advantage, "deltal_grpo": compute_deltal_grpo_advantage}
+
+
+def register_estimators() -> None:
+    """Register every deltal estimator in verl's registry (safe to call repeatedly); refuse a foreign one's name."""
+    for name, fn in ESTIMATORS.items():
+        existing = ADV_ESTIMATOR_REGISTRY.get(name)
+        if existing is None:
+            register_adv_est(name)(fn)
+        elif (existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
+            owner = f"{existing.__module__}.{existing.__qualname__}"
+            raise RuntimeError(
+                f"verl already has an advantage estimator named {name!r} ({owner}); deltal cannot register its own."
+                " Uninstall the other plugin or disable it with "
+                "VERL_USE_EXTERNAL_PLUGINS=deltal."
+            )
+
+
 def _quantiles(values: torch.Tensor, prefix: str) -> dict[str, float]:
     values = values.double()
     qs = torch.quantile(values, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64, device=values.device))
@@ -217,3 +246,6 @@ def _telemetry(stats: dict[str, Any]) -> dict[str, float]:
             metrics[f"deltal/variance/cv_ratio/{name}"] = cost.cv_ratio
             metrics[f"deltal/bias/scale_ratio/{name}"] = cost.scale_ratio
     return metrics
+
+
+register_estimators()

@@ -1,48 +1,20 @@
-"""Registration of deltal's advantage estimators in verl's registry, and the launch-time check.
+"""The launch-time check that verl registered deltal's advantage estimators.
 
-verl loads ``deltal.verl_adapter.plugin`` (which calls :func:`register_estimators`) in every process that imports
-verl. It hides plugin import errors behind a DEBUG log, so launch paths call :func:`assert_registered`,
-which turns a silent failure into an error that says what to do.
+verl loads ``deltal.verl_adapter.plugin`` (which imports ``deltal.verl_adapter.estimator``, whose import registers
+the estimators) in every process that imports verl. It hides plugin import errors behind a DEBUG log, so launch
+paths call :func:`assert_registered`, which turns a silent failure into an error that says what to do. This module
+never imports the estimators itself: that would register them in this process and hide the failure it looks for.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 
 from deltal import PINNED_VERL_VERSION
+from deltal.verl_adapter.methods import METHODS
 
-logger = logging.getLogger(__name__)
-
-# verl estimator name -> function name in deltal.verl_adapter.estimator
-ESTIMATORS: dict[str, str] = {
-    "delta_l": "compute_delta_l_advantage",
-    "deltal_grpo": "compute_deltal_grpo_advantage",
-}
-
-
-def register_estimators() -> None:
-    """Register every deltal estimator once per process (safe to call repeatedly).
-
-    Only ``verl.trainer.ppo.core_algos`` is imported: it needs nothing that verl binds after its plugin
-    loop, so this is safe while ``verl/__init__`` is still running.
-    """
-    from verl.trainer.ppo import core_algos
-
-    from deltal.verl_adapter import estimator
-
-    for name, func_name in ESTIMATORS.items():
-        fn = getattr(estimator, func_name)
-        existing = core_algos.ADV_ESTIMATOR_REGISTRY.get(name)
-        if existing is None:
-            core_algos.register_adv_est(name)(fn)
-        elif (existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
-            owner = f"{existing.__module__}.{existing.__qualname__}"
-            raise RuntimeError(
-                f"verl already has an advantage estimator named {name!r} ({owner}); deltal cannot register its own."
-                " Uninstall the other plugin or disable it with "
-                "VERL_USE_EXTERNAL_PLUGINS=deltal."
-            )
+# Every estimator a method trains with (MethodSpec.estimator), in a stable order for messages.
+ESTIMATOR_NAMES: tuple[str, ...] = tuple(sorted({spec.estimator for spec in METHODS.values()}))
 
 
 def _plugin_import_error() -> str:
@@ -64,7 +36,7 @@ def assert_registered() -> None:
             f"deltal is built for verl=={PINNED_VERL_VERSION} but verl=={verl.__version__} is installed. "
             f"Run `pip install 'verl[verl-core]=={PINNED_VERL_VERSION}'` (or `bash setup.sh`) in this environment."
         )
-    missing = [name for name in ESTIMATORS if name not in ADV_ESTIMATOR_REGISTRY]
+    missing = [name for name in ESTIMATOR_NAMES if name not in ADV_ESTIMATOR_REGISTRY]
     if missing:
         raise RuntimeError(
             f"verl did not register deltal's advantage estimators {missing}. verl loads plugins from the "

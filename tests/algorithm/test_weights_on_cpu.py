@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deltal.algorithm import delta_l_advantage_weights, filter_overlong, overlong_mask, response_lengths
@@ -114,11 +114,17 @@ def test_delta_l_weights_are_proportional_to_inverse_length_powers(lengths, alph
 
 @settings(max_examples=100, deadline=None)
 @given(lengths=st.lists(st.integers(min_value=1, max_value=8192), min_size=2, max_size=32), alpha=alphas)
+@example(  # two equal lengths whose float32 weights came out 2 ulp apart
+    lengths=[3, 40, 102, 160, 187, 251, 286, 25, 779, 936, 291, 2244, 6341, 1110, 6338, 8139, 3, 258, 448, 901, 130,
+             3742, 4238],
+    alpha=0.8237963179468044,
+)  # fmt: skip
 def test_longer_responses_never_get_larger_weights(lengths, alpha):
     batch = torch.tensor(lengths, dtype=torch.float32)
     weights = delta_l_advantage_weights(batch, alpha=alpha)
     order = torch.argsort(batch)
-    assert (weights[order].diff() <= 1e-6).all()
+    # Equal lengths may round a float32 ulp apart (vectorised and scalar lanes of pow), so the slack is relative.
+    assert (weights[order].diff() <= 1e-6 * weights.max()).all()
 
 
 def test_overlong_mask_flags_responses_that_reached_the_limit():

@@ -29,14 +29,13 @@ from deltal.analysis.variance_model import (
     select_parameters,
     squared_deviations,
 )
-from deltal.cpu.assets import build_tiny_assets
 
 NUM_RESPONSES = 8
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    return build_tiny_assets(tmp_path_factory.mktemp("assets") / "tiny", seed=0)
+def tiny_model_dir(tiny_assets):
+    return tiny_assets  # the session's build (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from deltal.cpu.assets import IM_END, MANIFEST_NAME, PAD_TOKEN, TinyModelSpec, build_tiny_assets, countdown_corpus
+from deltal.cpu.assets import MANIFEST_NAME, PAD_TOKEN, TinyModelSpec, build_tiny_assets, countdown_corpus
+from deltal.data.chatml import IM_END, chatml_exchange
 
 
-@pytest.fixture(scope="module")
-def assets_dir(tmp_path_factory):
-    return build_tiny_assets(tmp_path_factory.mktemp("assets") / "seed0", seed=0)
+@pytest.fixture
+def assets_dir(tiny_assets):
+    return tiny_assets  # the session's seed-0 build (tests/conftest.py); these tests only read it
 
 
 def _state_dict(path):
@@ -58,9 +59,17 @@ def test_reloaded_assets_are_a_chatml_qwen2_with_turn_end_eos(assets_dir):
         [{"role": "user", "content": "Use 7 1 5 to make 35."}], tokenize=False, add_generation_prompt=True
     )
     assert prompt == "<|im_start|>user\nUse 7 1 5 to make 35.<|im_end|>\n<|im_start|>assistant\n"
+
     # Special tokens are single ids and disappear when the reward decodes with skip_special_tokens.
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     assert tokenizer.decode(ids, skip_special_tokens=True) == "user\nUse 7 1 5 to make 35.\nassistant\n"
+
+
+def test_corpus_exchanges_render_as_the_tokenizers_chat_template(assets_dir):
+    # The corpus builders write ChatML by hand (chatml_exchange); the tokenizer renders it from its template.
+    tokenizer = AutoTokenizer.from_pretrained(assets_dir)
+    messages = [{"role": "user", "content": "Use 7 1 5 to make 35."}, {"role": "assistant", "content": "7*5"}]
+    assert tokenizer.apply_chat_template(messages, tokenize=False) == chatml_exchange("Use 7 1 5 to make 35.", "7*5")
 
 
 def test_matching_cached_build_is_reused(assets_dir):

@@ -4,22 +4,28 @@ Property: on a CPU-only host, with a tiny local model and no downloads, deltal's
 training steps in which deltal's ΔL advantage weights are applied (logged ``deltal/*`` metrics: α = 1, weights of
 mean 1 that vary when response lengths vary, and the variance telemetry) with a finite loss, writes a checkpoint,
 and a second launch resumes from it and continues at step 3. Ray's temp dir, caches, logs and checkpoints all live
-in ``tmp_path``.
+in temporary folders.
+
+The first launch is the suite's shared delta_l run (``compare_delta_l_run`` in tests/conftest.py: trained by
+``deltal.experiments.compare``, whose own test checks the experiment tool); the resume is launched here with that
+run's command line.
 """
 
+import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from deltal.cpu.assets import build_tiny_assets
+from deltal.cli import settings_from
+from deltal.experiments.compare import CompareSettings, build_parser, prepare, run_name, train_command
 
-REPO = Path(__file__).resolve().parents[2]
+RUN = run_name("delta_l", 0)
 
 
 def _records(path: Path) -> dict[int, dict]:
@@ -30,70 +36,26 @@ def _records(path: Path) -> dict[int, dict]:
     return merged
 
 
-def _train(tmp_path: Path, model: Path, data: Path, log: Path, steps: int, extra: list[str]) -> None:
+def _resume(experiment, steps: int, log: Path, workdir: Path) -> None:
+    """Launch the shared run's own ``deltal.train`` command again for ``steps`` steps, resuming its checkpoint."""
+    settings = settings_from(build_parser().parse_args(experiment.args("--methods", "delta_l")), CompareSettings)
+    assets = prepare(settings, experiment.cache)  # cached by the first launch: nothing is rebuilt
     ray_tmp = tempfile.mkdtemp(prefix="dl-ray-", dir="/tmp")  # Ray socket paths must stay short
-    env = {
-        **os.environ,
-        "VERL_PLATFORM": "cpu",
-        "RAY_AUTH_MODE": "disabled",
-        "HF_HOME": str(tmp_path / "hf"),
-        "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"),
-        "HF_HUB_OFFLINE": "1",
-        "VERL_FILE_LOGGER_PATH": str(log),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "deltal.train",
-        "backend=cpu",
-        "method=delta_l",
-        f"data.train_files={data / 'train.parquet'}",
-        f"data.val_files={data / 'test.parquet'}",
-        "data.train_batch_size=4",
-        "data.val_batch_size=16",
-        "data.max_prompt_length=32",
-        "data.max_response_length=16",
-        f"actor_rollout_ref.model.path={model}",
-        "actor_rollout_ref.rollout.n=2",
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.actor.optim.lr=1e-3",
-        f"reward.custom_reward_function.path={REPO / 'deltal' / 'rewards' / '__init__.py'}",
-        "reward.custom_reward_function.name=compute_score",
-        "trainer.logger=[console,file]",
-        "trainer.project_name=e2e",
-        "trainer.experiment_name=cpu",
-        f"trainer.total_training_steps={steps}",
-        "trainer.total_epochs=100",
-        "trainer.save_freq=2",
-        "trainer.test_freq=-1",
-        f"trainer.default_local_dir={tmp_path / 'checkpoints'}",
-        f"+ray_kwargs.ray_init._temp_dir={ray_tmp}",
-        *extra,
-    ]
+    command = train_command(dataclasses.replace(settings, steps=steps), assets, "delta_l", 0, workdir, ray_tmp)
+    command += ["trainer.resume_mode=auto", "trainer.val_before_train=false", "trainer.test_freq=-1"]
+    env = {**os.environ, "VERL_PLATFORM": "cpu", "RAY_AUTH_MODE": "disabled", "VERL_FILE_LOGGER_PATH": str(log)}
     try:
-        result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+        result = subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True, timeout=600)
     finally:
-        subprocess.run(["rm", "-rf", ray_tmp], check=False)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-6000:])
 
 
 @pytest.mark.slow
-def test_delta_l_trains_checkpoints_and_resumes_on_cpu(tmp_path):
-    model = build_tiny_assets(tmp_path / "model", seed=0)
-    data = tmp_path / "data"
-    subprocess.run(
-        [sys.executable, "-m", "deltal.data.countdown", "--variant", "easy", "--out", str(data)]
-        + ["--train-size", "64", "--test-size", "16", "--seed", "0"],
-        check=True,
-        capture_output=True,
-    )
-
-    first_log = tmp_path / "first.jsonl"
-    _train(tmp_path, model, data, first_log, steps=2, extra=["trainer.val_before_train=true"])
-    first = _records(first_log)
-    assert any(key.startswith("val-core/countdown_easy/") for key in first[0]), "validation before training"
+def test_delta_l_trains_checkpoints_and_resumes_on_cpu(compare_delta_l_run, tmp_path):
+    experiment = compare_delta_l_run
+    first = _records(experiment.out / "runs" / RUN / f"{RUN}.jsonl")
+    assert any(key.startswith("val-core/countdown_trace/") for key in first[0]), "validation before training"
     for step in (1, 2):
         metrics = first[step]
         assert math.isfinite(metrics["actor/pg_loss"]) and math.isfinite(metrics["actor/grad_norm"])
@@ -106,12 +68,12 @@ def test_delta_l_trains_checkpoints_and_resumes_on_cpu(tmp_path):
         # The variance telemetry reaches the logs: ΔL at α = 1 is the minimum-variance aggregation by definition.
         assert metrics["deltal/variance/cv_ratio_to_optimal"] == 1.0
         assert metrics["deltal/variance/cv_ratio/dr_grpo_norm"] >= 1.0
-    checkpoint = tmp_path / "checkpoints"
+    checkpoint = experiment.checkpoints / RUN
     assert (checkpoint / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     assert any((checkpoint / "global_step_2").rglob("*.pt"))
 
     resumed_log = tmp_path / "resumed.jsonl"
-    _train(tmp_path, model, data, resumed_log, steps=3, extra=["trainer.val_before_train=false"])
+    _resume(experiment, steps=3, log=resumed_log, workdir=tmp_path)
     resumed = _records(resumed_log)
     trained_steps = sorted(step for step, metrics in resumed.items() if "actor/pg_loss" in metrics)
     assert trained_steps == [3], f"resume must continue at step 3, trained {trained_steps}"

@@ -1,6 +1,9 @@
 """``python -m deltal.experiments.compare`` end to end: 2 methods x 1 seed x 2 steps through the real pipeline
 (``deltal.train backend=cpu``), resumable (a finished run is skipped, an interrupted one restarts from scratch), then
-one tidy table, a summary with one row per method and every PNG; bad arguments exit 2 with a message."""
+one tidy table, a summary with one row per method and every PNG; bad arguments exit 2 with a message.
+
+The delta_l run is the suite's shared one (``compare_delta_l_run`` in tests/conftest.py, also checked by tests/e2e);
+this test adds the second method."""
 
 import json
 
@@ -8,12 +11,6 @@ import pandas as pd
 import pytest
 
 from deltal.experiments.compare import main
-
-TINY = [
-    "--seeds", "0", "--steps", "2", "--prompts", "2", "--n", "2", "--max-response-length", "32",
-    "--test-freq", "2", "--val-size", "4", "--train-size", "16", "--test-size", "4",
-    "--warm-steps", "1", "--warm-pool", "64",
-]  # fmt: skip
 
 
 def test_unknown_method_exits_2_naming_the_known_ones(tmp_path, capsys):
@@ -27,10 +24,9 @@ def test_plots_only_without_finished_runs_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_two_methods_train_resume_and_report(tmp_path, capsys):
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    common = ["--out", str(out), "--cache", str(cache), *TINY]
-    assert main([*common, "--methods", "delta_l"]) == 0
+def test_two_methods_train_resume_and_report(compare_delta_l_run, capsys):
+    experiment = compare_delta_l_run  # `--methods delta_l` has run
+    out = experiment.out
     first = out / "runs" / "countdown_trace__delta_l__tiny-qwen2__seed0"
     finished_at = (first / "done.json").stat().st_mtime_ns
     # A run directory without done.json is an interrupted run: it is wiped and trained again.
@@ -38,7 +34,7 @@ def test_two_methods_train_resume_and_report(tmp_path, capsys):
     interrupted.mkdir(parents=True)
     (interrupted / "stale.txt").write_text("left by a killed run")
 
-    assert main([*common, "--methods", "delta_l,dapo_norm"]) == 0
+    assert main(experiment.args("--methods", "delta_l,dapo_norm")) == 0
     assert (first / "done.json").stat().st_mtime_ns == finished_at, "the finished run must be skipped"
     assert not (interrupted / "stale.txt").exists() and (interrupted / "done.json").exists()
     assert json.loads((interrupted / "done.json").read_text())["settings"]["steps"] == 2
@@ -61,4 +57,4 @@ def test_two_methods_train_resume_and_report(tmp_path, capsys):
     assert "DAPO Norm" in capsys.readouterr().out
 
     # Other settings on the same folder would mix experiments: refused.
-    assert main([*common, "--methods", "delta_l", "--lr", "1e-3"]) == 2
+    assert main(experiment.args("--methods", "delta_l", "--lr", "1e-3")) == 2

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 VALID = [
@@ -32,8 +33,14 @@ def _train(overrides, tmp_path):
     )
 
 
-def test_dry_run_prints_the_resolved_config_and_starts_nothing(tmp_path):
-    result = _train(VALID, tmp_path)
+@pytest.fixture(scope="module")
+def valid_dry_run(tmp_path_factory):
+    """One dry run of VALID; the tests below check different things of its output."""
+    return _train(VALID, tmp_path_factory.mktemp("dry_run"))
+
+
+def test_dry_run_prints_the_resolved_config_and_starts_nothing(valid_dry_run):
+    result = valid_dry_run
     assert result.returncode == 0, result.stderr[-3000:]
     cfg = yaml.safe_load(result.stdout)
     assert cfg["algorithm"]["adv_estimator"] == "delta_l"
@@ -63,8 +70,8 @@ def test_an_unknown_method_exits_2_with_the_list_of_methods(tmp_path):
     assert "'delta_l'" in result.stderr and "'grpo_norm'" in result.stderr
 
 
-def test_every_launch_prints_method_alpha_and_m_in_one_line(tmp_path):
-    result = _train(VALID, tmp_path)
+def test_every_launch_prints_method_alpha_and_m_in_one_line(valid_dry_run):
+    result = valid_dry_run
     lines = [line for line in result.stderr.splitlines() if line.startswith("deltal: method=")]
     assert len(lines) == 1, result.stderr[-3000:]
     assert "method=delta_l" in lines[0] and "alpha=0.75" in lines[0] and "M=3072" in lines[0]

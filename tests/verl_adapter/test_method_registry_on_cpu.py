@@ -36,3 +36,10 @@ def test_entries_document_themselves_and_name_known_formulas():
 
 def test_analysis_labels_come_from_the_registry_in_registry_order():
     assert METHOD_LABELS == {name: spec.label for name, spec in METHODS.items()}
+
+
+def test_the_estimators_deltal_registers_are_exactly_those_the_methods_name():
+    from deltal.verl_adapter.estimator import ESTIMATORS
+    from deltal.verl_adapter.registration import ESTIMATOR_NAMES
+
+    assert set(ESTIMATORS) == {spec.estimator for spec in METHODS.values()} == set(ESTIMATOR_NAMES)

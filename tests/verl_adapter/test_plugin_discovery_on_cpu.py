@@ -3,48 +3,78 @@
 Also: a disabled plugin is caught by ``assert_registered`` with a message saying how to fix it.
 """
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-PROBE = (
-    "import verl\n"
-    "from verl.trainer.ppo.core_algos import get_adv_estimator_fn\n"
-    "print(get_adv_estimator_fn('delta_l').__module__, get_adv_estimator_fn('deltal_grpo').__module__)\n"
-)
+# One fresh process per plugin policy answers every question below: which heavy verl modules `import verl` loaded
+# (listed before anything else is imported), which functions verl's registry holds for deltal's estimator names, and
+# whether the launch check passes (it raises last, so the answers are printed either way).
+PROBE = """
+import json, sys
+import verl
+heavy = sorted(m for m in sys.modules if m.startswith(("verl.trainer.ppo.ray_trainer", "verl.trainer.ppo.v1",
+    "verl.workers.engine_workers", "verl.trainer.main_ppo", "ray")))
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as registry
+found = {name: registry[name].__module__ for name in ("delta_l", "deltal_grpo") if name in registry}
+print(json.dumps({"heavy_modules": heavy, "estimators": found}), flush=True)
+from deltal.verl_adapter.registration import assert_registered
+assert_registered()
+"""
 
 
 def _run(code, **env):
     full_env = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
 
 
-def test_a_fresh_process_that_imports_verl_sees_deltal_estimators():
-    result = _run(PROBE, VERL_USE_EXTERNAL_PLUGINS="auto")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["deltal.verl_adapter.estimator"] * 2
+@pytest.fixture(scope="module")
+def with_plugin():
+    return _run(PROBE, VERL_USE_EXTERNAL_PLUGINS="auto")
 
 
-def test_importing_the_plugin_does_not_import_verl_trainer_modules():
-    # Modules that the plugin adds beyond what `import verl` loads by itself, among verl's heavy trainer stack.
-    code = (
-        "import sys, verl\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('verl.trainer.ppo.ray_trainer', 'verl.trainer.ppo.v1',"
-        " 'verl.workers.engine_workers', 'verl.trainer.main_ppo', 'ray'))))\n"
-    )
-    with_plugin, without_plugin = _run(code), _run(code, VERL_USE_EXTERNAL_PLUGINS="none")
+@pytest.fixture(scope="module")
+def without_plugin():
+    return _run(PROBE, VERL_USE_EXTERNAL_PLUGINS="none")
+
+
+def _answers(result):
+    return json.loads(result.stdout.splitlines()[0])
+
+
+def test_a_fresh_process_that_imports_verl_sees_deltal_estimators(with_plugin):
     assert with_plugin.returncode == 0, with_plugin.stderr
-    assert with_plugin.stdout == without_plugin.stdout
+    assert _answers(with_plugin)["estimators"] == dict.fromkeys(
+        ("delta_l", "deltal_grpo"), "deltal.verl_adapter.estimator"
+    )
 
 
-def test_assert_registered_explains_a_disabled_plugin():
-    code = "from deltal.verl_adapter.registration import assert_registered\nassert_registered()\n"
-    result = _run(code, VERL_USE_EXTERNAL_PLUGINS="none")
-    assert result.returncode != 0
-    assert "did not register deltal's advantage estimators" in result.stderr
-    assert "VERL_USE_EXTERNAL_PLUGINS" in result.stderr
+def test_estimators_are_registered_when_their_module_is_what_first_imports_verl():
+    # verl then runs the plugin while the estimator module is half-loaded; the registration must still happen.
+    code = (
+        "import deltal.verl_adapter.estimator\n"
+        "from deltal.verl_adapter.registration import assert_registered\n"
+        "assert_registered()\n"
+        "print('registered')\n"
+    )
+    result = _run(code, VERL_USE_EXTERNAL_PLUGINS="auto")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["registered"]
+
+
+def test_importing_the_plugin_does_not_import_verl_trainer_modules(with_plugin, without_plugin):
+    # Modules that the plugin adds beyond what `import verl` loads by itself, among verl's heavy trainer stack.
+    assert _answers(with_plugin)["heavy_modules"] == _answers(without_plugin)["heavy_modules"]
+
+
+def test_assert_registered_explains_a_disabled_plugin(without_plugin):
+    assert _answers(without_plugin)["estimators"] == {}
+    assert without_plugin.returncode != 0
+    assert "did not register deltal's advantage estimators" in without_plugin.stderr
+    assert "VERL_USE_EXTERNAL_PLUGINS" in without_plugin.stderr
 
 
 @pytest.mark.slow

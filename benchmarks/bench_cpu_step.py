@@ -24,6 +24,11 @@ each variant is a label and hydra overrides appended to the quickstart's command
 Load from other processes changes every figure: the script prints ``uptime`` before and after. On a fresh
 checkout the first run also builds the assets and the warm start (about 2 minutes): run the script once before
 comparing start-up times.
+
+Figures from two machines compare only with their machine facts: the script first prints the CPU, its cores and
+hyperthreads, cgroup limits, the CPU counts Ray and torch see, the Python build and a 20 s calibration
+(``benchmarks/machine_facts.py``), and with each run the niceness, CPU affinity and thread settings its FSDP worker
+ran with.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import psutil
+from machine_facts import print_facts
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "train_scripts" / "quickstart-cpu.sh"
@@ -106,6 +112,27 @@ def cpu_per_step(first: dict[int, tuple[str, float]], last: dict[int, tuple[str,
     return dict(totals)
 
 
+def worker_settings(root_pid: int, label: str = "ray::WorkerDict") -> str:
+    """Niceness, CPU affinity and thread variables the FSDP worker (the process of the FSDP phases) runs with."""
+    try:
+        children = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return "gone"
+    for child in children:
+        try:
+            if _process_label(child.cmdline()) != label:
+                continue
+            env = child.environ()  # the environment the process started with; Ray sets OMP_NUM_THREADS later
+            threads = {name: env[name] for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "DELTAL_CPU_THREADS")
+                       if name in env}  # fmt: skip
+            return f"nice {child.nice()}, CPUs {sorted(child.cpu_affinity())}, " + (
+                ", ".join(f"{k}={v}" for k, v in threads.items()) or "no thread variables (Ray's 1 per actor)"
+            )
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return "not found"
+
+
 def run_once(overrides: list[str], steps: int, skip: int, timeout_s: float) -> dict:
     """Run the quickstart for ``steps`` steps; return start-up time, per-step wall times, metrics and CPU use."""
     with tempfile.TemporaryDirectory(prefix="bench-cpu-step-") as tmp:
@@ -123,6 +150,7 @@ def run_once(overrides: list[str], steps: int, skip: int, timeout_s: float) -> d
                 cwd=REPO,
             )
             arrivals: dict[int, float] = {}
+            settings = "not seen"
             records: dict[int, dict] = defaultdict(dict)
             offset = 0
             cpu_first: dict = {}
@@ -147,6 +175,7 @@ def run_once(overrides: list[str], steps: int, skip: int, timeout_s: float) -> d
                         record = json.loads(line)
                         if not arrivals:
                             startup_cpu.update(cpu_seconds_by_process(process.pid))
+                            settings = worker_settings(process.pid)
                         arrivals.setdefault(record["step"], now)
                         records[record["step"]].update(record["data"])
                     trained = sorted(step for step, data in records.items() if f"{TIMING_PREFIX}step" in data)
@@ -174,6 +203,7 @@ def run_once(overrides: list[str], steps: int, skip: int, timeout_s: float) -> d
         "records": {step: records[step] for step in step_ids},
         "cpu": cpu_per_step(cpu_first, cpu_last, cpu_steps) if cpu_steps else {},
         "startup_cpu": cpu_by_name(startup_cpu),
+        "worker": settings,
     }
 
 
@@ -215,13 +245,15 @@ def main() -> None:
         help="'label:hydra overrides' appended to the quickstart; repeatable (default: one variant, no overrides)",
     )
     parser.add_argument("--timeout-s", type=float, default=900, help="limit per run")
-    parser.add_argument("--json", type=Path, default=None, help="also write the medians here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the machine facts and medians here")
+    parser.add_argument("--no-calibration", action="store_true", help="machine facts without the 20 s calibration")
     args = parser.parse_args()
     if args.steps <= args.skip + 1:
         print(f"bench_cpu_step: --steps ({args.steps}) must exceed --skip + 1 ({args.skip + 1})", file=sys.stderr)
         sys.exit(2)
     variants = [parse_variant(text) for text in (args.variant or ["quickstart:"])]
 
+    machine = print_facts(calibration=not args.no_calibration)
     print(f"load before: {uptime()}", flush=True)
     runs: dict[str, list[dict]] = defaultdict(list)
     for round_index in range(args.rounds):
@@ -231,6 +263,7 @@ def main() -> None:
             runs[label].append(run)
             walls = " ".join(f"{run['walls'][s]:.2f}" for s in sorted(run["walls"]))
             print(f"round {round_index + 1} {label}: start {run['start']:.1f} s, step walls [{walls}]", flush=True)
+            print(f"  FSDP worker: {run['worker']}", flush=True)
     print(f"load after: {uptime()}")
 
     summaries = {label: summarise(runs[label], args.skip) for label, _ in variants}
@@ -262,7 +295,7 @@ def main() -> None:
             )
             print(f"{key[:34]:<34}{cells}")
     if args.json is not None:
-        args.json.write_text(json.dumps(summaries, indent=2))
+        args.json.write_text(json.dumps({"machine": machine, "medians": summaries}, indent=2))
 
 
 if __name__ == "__main__":

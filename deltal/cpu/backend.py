@@ -10,10 +10,12 @@ fills each gap through verl's public seams, in every process that imports verl (
    documented override, ``EngineRegistry.get_engine_cls``) selects that same engine. FSDP2 itself runs on CPU
    tensors with gloo;
 3. rollout: ``deltal_hf`` (``deltal.cpu.rollout``) into ``_ROLLOUT_REGISTRY`` and ``RolloutReplicaRegistry``;
-4. process group: the one piece with no seam. ``verl.utils.distributed.initialize_global_process_group_ray``
+4. process group: a piece with no seam. ``verl.utils.distributed.initialize_global_process_group_ray``
    builds the backend string ``"cpu:gloo,<device>:<backend>"``, which on CPU is ``"cpu:gloo,cpu:gloo"`` and
    torch rejects as a duplicate. It is wrapped to pass plain ``"gloo"`` when the caller gave no backend; nothing
-   else changes. Guarded by the pinned verl version: on another version this refuses to run.
+   else changes. Guarded by the pinned verl version: on another version this refuses to run;
+5. per-token log-probs: verl's fallback for hosts without flash-attn calls ``logsumexp`` once per token row;
+   ``deltal.cpu.log_probs`` puts in a bit-identical version that takes chunks of rows (no seam either; same guard).
 
 The rest (fake Ray GPUs, TransferQueue storage units, sdpa attention, fsdp2, dtypes, Ray and TransferQueue
 settings, the replay buffer's poll interval through verl's custom-sampler seam, ``deltal.cpu.replay_buffer``, and
@@ -21,10 +23,11 @@ the agent loop through verl's custom agent-loop-manager seam, ``deltal.cpu.agent
 ``deltal/config/backend/cpu.yaml``; what each costs or buys is in docs/cpu-step-profile.md.
 Idempotent: a second call does nothing.
 
-Imports at call time: ``verl.plugin.platform`` (already loaded by ``verl/__init__``), ``verl.utils.distributed``
-and ``verl.workers.rollout.{base,replica}`` for their registries (Ray and verl's worker config, needed anyway by
-every process that trains). ``deltal.cpu.rollout`` itself is imported lazily by verl when a rollout is built; the
-rollout's name comes from ``deltal.cpu.token_server``, which imports only the standard library.
+Imports at call time: ``verl.plugin.platform`` and ``verl.utils.torch_functional`` (already loaded by
+``verl/__init__``), ``verl.utils.distributed`` and ``verl.workers.rollout.{base,replica}`` for their registries (Ray
+and verl's worker config, needed anyway by every process that trains). ``deltal.cpu.rollout`` itself is imported
+lazily by verl when a rollout is built; the rollout's name comes from ``deltal.cpu.token_server``, which imports
+only the standard library.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import os
 import sys
 
 from deltal import PINNED_VERL_VERSION
+from deltal.cpu.log_probs import use_row_chunked_log_probs
 from deltal.cpu.platform import PLATFORM_NAME, build_platform_class
 from deltal.cpu.token_server import ROLLOUT_NAME
 
@@ -106,6 +110,7 @@ def register_cpu_backend() -> None:
     # verl's own FSDP engine is registered for cuda/npu; this env override (read per lookup) selects it on CPU.
     os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
     _use_gloo_process_groups()
+    use_row_chunked_log_probs()
     _register_rollout()
     _REGISTERED = True
     logger.debug("deltal CPU backend registered (platform=%s, rollout=%s)", PLATFORM_NAME, ROLLOUT_NAME)

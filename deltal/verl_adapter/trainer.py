@@ -19,17 +19,32 @@ from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
 
 from deltal.verl_adapter.config import DELTAL_SYNC_TRAINER
 from deltal.verl_adapter.estimator import pop_step_metrics
+from deltal.verl_adapter.worker_fields import check_choice, for_workers
 
 
 class DeltaLSyncTrainer(PPOTrainerSync):
-    """verl's synchronous PPO trainer, plus deltal's per-step metrics (``deltal/*``)."""
+    """verl's synchronous PPO trainer, plus deltal's per-step metrics (``deltal/*``) and, with
+    ``trainer.worker_fields=read``, an actor worker that fetches only the fields it reads."""
 
     def __init__(self, config):
         # The name "deltal_sync" only selects this class in verl's registry. verl's trainer, replay buffer and
         # rollout-skip logic branch on the literal mode "sync" (and read trainer.v1.sync), so the run must say "sync".
         with open_dict(config):
             config.trainer.v1.trainer_mode = "sync"
+        self._narrow_worker_fields = check_choice(config.trainer.get("worker_fields", "all")) == "read"
         super().__init__(config)
+
+    def _for_actor(self, batch):
+        return for_workers(batch) if self._narrow_worker_fields else batch
+
+    def _compute_old_log_prob(self, batch, metrics: dict):
+        return super()._compute_old_log_prob(self._for_actor(batch), metrics=metrics)
+
+    def _compute_ref_log_prob(self, batch, metrics: dict):
+        return super()._compute_ref_log_prob(self._for_actor(batch), metrics=metrics)
+
+    def _update_actor(self, batch, metrics: dict):
+        return super()._update_actor(self._for_actor(batch), metrics=metrics)
 
     def _compute_advantage(self, batch, metrics: dict):
         batch = super()._compute_advantage(batch, metrics=metrics)

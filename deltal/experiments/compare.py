@@ -1,4 +1,4 @@
-"""Compare methods over seeds on ``countdown_trace`` with the real pipeline, then table and plot them.
+"""Compare methods over seeds on a CountDown trace task with the real pipeline, then table and plot them.
 
     python -m deltal.experiments.compare --methods delta_l,dapo_norm,dr_grpo_norm --seeds 0,1,2 --steps 40 \\
         --out .deltal/compare/trace
@@ -6,9 +6,11 @@
 
 What it does, in order:
 
-1. builds (or reuses, cached under ``--cache``) the shared starting point: the trace dataset
-   (``deltal.data.countdown_trace``), the tiny tokenizer and model with a 512-token context and its supervised
-   warm start (``deltal.cpu.warmstart_trace``). Every run starts from the same warm-started weights;
+1. builds (or reuses, cached under ``--cache``) the shared starting point: the trace dataset of ``--task``
+   (``deltal.data.countdown_trace``: ``countdown_trace`` checks the answer and the last trace line,
+   ``countdown_trace_full`` every line, so lengths cannot shrink under RL), the tiny tokenizer and model with a
+   512-token context and its supervised warm start (``deltal.cpu.warmstart_trace``). Every run starts from the
+   same warm-started weights;
 2. runs ``python -m deltal.train backend=cpu method=<m>`` once per (method, seed), one after another, with the same
    lr, batch, steps and validation for every method; the seed sets the data order (``data.seed``) and the rollout's
    sampling (``actor_rollout_ref.rollout.seed``). Rewards come from ``deltal.rewards.countdown_trace`` through
@@ -41,10 +43,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from deltal.cli import add_options, option, settings_from
+from deltal.data.countdown_trace import DATA_SOURCES
+
+# The tasks compare can run: the data sources of the trace builder's rewards.
+TASKS = tuple(DATA_SOURCES.values())
 
 logger = logging.getLogger(__name__)
 
-TASK = "countdown_trace"
 MODEL = "tiny-qwen2"
 DONE_NAME = "done.json"
 EXIT_USAGE = 2
@@ -55,6 +60,8 @@ EXIT_RUN_FAILED = 1
 class CompareSettings:
     """Everything that defines an experiment; identical for every method (only ``method`` and ``seed`` vary)."""
 
+    task: str = field(default="countdown_trace", metadata=option(choices=TASKS))
+    """Task: countdown_trace (answer and last line checked) or countdown_trace_full (every line checked)."""
     methods: tuple[str, ...] = ("delta_l", "dapo_norm", "dr_grpo_norm")
     """Methods compared (deltal method names)."""
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -89,9 +96,9 @@ class CompareSettings:
     """Hydra overrides appended to every run's command (after --)."""
 
 
-def run_name(method: str, seed: int) -> str:
+def run_name(task: str, method: str, seed: int) -> str:
     """``{task}__{method}__{model}__seed{seed}``, the naming deltal.analysis parses."""
-    return f"{TASK}__{method}__{MODEL}__seed{seed}"
+    return f"{task}__{method}__{MODEL}__seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,10 @@ def prepare(settings: CompareSettings, cache: Path) -> SharedAssets:
     from deltal.data import countdown_trace
 
     seed = settings.data_seed
-    data_dir = cache / "data" / f"{TASK}-seed{seed}-train{settings.train_size}-test{settings.test_size}"
+    data_dir = cache / "data" / f"{settings.task}-seed{seed}-train{settings.train_size}-test{settings.test_size}"
     if not (data_dir / "test.parquet").exists():
-        countdown_trace.build(data_dir, settings.train_size, settings.test_size, seed=seed)
+        reward = {source: name for name, source in DATA_SOURCES.items()}[settings.task]
+        countdown_trace.build(data_dir, settings.train_size, settings.test_size, seed=seed, reward=reward)
     val_file = data_dir / f"val{settings.val_size}.parquet"
     if not val_file.exists():
         table = pq.read_table(data_dir / "test.parquet")
@@ -176,7 +184,7 @@ def train_command(
         *STRICT_END_REWARD_MANAGER,
         "trainer.logger=[console,file]",
         "trainer.project_name=deltal_compare",
-        f"trainer.experiment_name={run_name(method, seed)}",
+        f"trainer.experiment_name={run_name(settings.task, method, seed)}",
         f"trainer.total_training_steps={settings.steps}",
         "trainer.total_epochs=1000",
         "trainer.val_before_train=true",
@@ -193,22 +201,22 @@ class RunFailed(RuntimeError):
     """A training run exited with an error; the message names its log."""
 
 
-def _shared(settings: dict) -> dict:
-    # The settings a finished run must share with the current call (the method and seed lists may grow), in their
-    # JSON form so tuples and lists compare equal.
+def shared_settings(settings: dict) -> dict:
+    """The settings a finished run must share with the current call (the method and seed lists may grow), in their
+    JSON form so tuples and lists compare equal."""
     return json.loads(json.dumps({key: value for key, value in settings.items() if key not in ("methods", "seeds")}))
 
 
 def run_one(settings: CompareSettings, assets: SharedAssets, method: str, seed: int, runs_dir: Path) -> bool:
     """Train one (method, seed) unless it already finished; return True when it ran now."""
-    name = run_name(method, seed)
+    name = run_name(settings.task, method, seed)
     run_dir = runs_dir / name
     if (run_dir / DONE_NAME).exists():
         finished = json.loads((run_dir / DONE_NAME).read_text())["settings"]
-        if _shared(finished) != _shared(asdict(settings)):
+        if shared_settings(finished) != shared_settings(asdict(settings)):
             raise ValueError(
-                f"{name} in {runs_dir} finished with other settings ({_shared(finished)}); pass the same settings "
-                "to resume, or a new --out to start another experiment"
+                f"{name} in {runs_dir} finished with other settings ({shared_settings(finished)}); pass the same "
+                "settings to resume, or a new --out to start another experiment"
             )
         logger.info("%s finished before; skipping", name)
         return False
@@ -252,7 +260,7 @@ def run_all(settings: CompareSettings, out: Path, cache: Path) -> None:
     runs = [(method, seed) for seed in settings.seeds for method in settings.methods]
     with tqdm(runs, desc="compare runs", unit="run") as progress:
         for method, seed in progress:
-            progress.set_postfix_str(run_name(method, seed))
+            progress.set_postfix_str(run_name(settings.task, method, seed))
             run_one(settings, assets, method, seed, out / "runs")
 
 
@@ -275,7 +283,7 @@ def report(out: Path, target: float) -> str:
     frame.to_csv(out / "runs.csv", index=False)
     table = to_markdown(summary_frame(summarise(frame, target), target))
     (out / "summary.md").write_text(table)
-    plot_comparison(frame, out / "figures", TASK)
+    plot_comparison(frame, out / "figures", "/".join(sorted(frame["task"].unique())))
     return table
 
 

@@ -175,13 +175,15 @@ def run_outcomes(frame: pd.DataFrame, diverged: set[str], plateau_evals: int) ->
     return pd.DataFrame(rows)
 
 
-def frontier_table(out: Path, grid_cells: Sequence[Cell], plateau_evals: int) -> pd.DataFrame:
-    """Per cell and method: plateau accuracy over seeds and how many runs broke (cells without runs are skipped)."""
+def frontier_table(out: Path, grid_cells: Sequence[Cell], plateau_evals: int, runs: set[str]) -> pd.DataFrame:
+    """Per cell and method: plateau accuracy over seeds and how many runs broke, over the named ``runs`` only
+    (cells without any are skipped)."""
     from deltal.analysis.logs import load_file_logs
 
     rows = []
     for cell in grid_cells:
         logs, diverged = run_logs(out / cell.name)
+        logs = [log for log in logs if log.parent.name in runs]
         if not logs:
             logger.warning("no finished runs in %s; skipping it", out / cell.name)
             continue
@@ -271,34 +273,60 @@ def plot_frontier(table: pd.DataFrame, base_prompts: int, path: Path) -> Path:
     return path
 
 
-def save_grid(out: Path, grid: FrontierGrid, settings: compare.CompareSettings) -> None:
-    """Record the grid and base settings, so --plots-only finds the cells and a resume with other settings stops."""
-    record = {"grid": dataclasses.asdict(grid), "settings": dataclasses.asdict(settings)}
+def _base(settings: dict) -> dict:
+    # The settings every cell shares: all of compare's but the method and seed lists and the learning rate (each
+    # cell sets its own).
+    return {key: value for key, value in compare.shared_settings(settings).items() if key != "lr"}
+
+
+def _union(first: list, second: list) -> list:
+    return first + [value for value in second if value not in first]
+
+
+def save_grid(out: Path, grid: FrontierGrid, settings: compare.CompareSettings) -> dict:
+    """Record the grid and its base settings in ``out/grid.json`` and return the record.
+
+    A later call may add learning rates, methods and seeds (the record keeps the union); any other setting but
+    --lr, or another second batch size, must stay what it was (a ValueError names the file).
+    """
+    record = json.loads(json.dumps({"grid": dataclasses.asdict(grid), "settings": dataclasses.asdict(settings)}))
     path = out / GRID_NAME
     if path.exists():
         before = json.loads(path.read_text())
-        same_settings = compare.shared_settings(before["settings"]) == compare.shared_settings(record["settings"])
-        if not same_settings or before["grid"] != json.loads(json.dumps(record["grid"])):
+        alt = ("alt_prompts", "alt_lr")
+        same_alt = all(before["grid"][key] in (None, record["grid"][key]) for key in alt) or all(
+            record["grid"][key] is None for key in alt
+        )
+        if _base(before["settings"]) != _base(record["settings"]) or not same_alt:
             raise ValueError(f"{out} holds a grid with other settings ({path}); pass the same ones or a new --out")
+        record["grid"]["lrs"] = sorted(_union(before["grid"]["lrs"], record["grid"]["lrs"]))
+        for key in alt:
+            record["grid"][key] = record["grid"][key] if record["grid"][key] is not None else before["grid"][key]
+        for key in ("methods", "seeds"):
+            record["settings"][key] = _union(before["settings"][key], record["settings"][key])
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def report(out: Path, plateau_evals: int) -> str:
-    """Write frontier.csv, frontier.md and frontier.png from the runs under ``out``; return the markdown table."""
+    """Write frontier.csv, frontier.md and frontier.png from the runs under ``out``; return the markdown table.
+
+    Only the grid's methods and seeds count: a cell shared with a larger comparison (more methods or seeds in the
+    same folder) is reported on the grid's runs alone.
+    """
     path = out / GRID_NAME
     if not path.exists():
         raise FileNotFoundError(f"{out} has no {GRID_NAME}; run the grid first (drop --plots-only)")
     record = json.loads(path.read_text())
-    grid = FrontierGrid(
-        **{key: tuple(value) if isinstance(value, list) else value for key, value in record["grid"].items()}
-    )
-    base_prompts = record["settings"]["prompts"]
-    table = frontier_table(out, cells(grid, base_prompts), plateau_evals)
+    grid = FrontierGrid(**{key: tuple(v) if isinstance(v, list) else v for key, v in record["grid"].items()})
+    base = record["settings"]
+    wanted = {compare.run_name(base["task"], method, seed) for method in base["methods"] for seed in base["seeds"]}
+    table = frontier_table(out, cells(grid, base["prompts"]), plateau_evals, wanted)
     table.to_csv(out / "frontier.csv", index=False)
     text = to_markdown(table)
     (out / "frontier.md").write_text(text)
-    plot_frontier(table, base_prompts, out / "frontier.png")
+    plot_frontier(table, base["prompts"], out / "frontier.png")
     return text
 
 

@@ -96,7 +96,9 @@ def test_a_crash_is_recorded_as_diverged_and_skipped_on_resume(tmp_path, monkeyp
 
 
 def test_each_run_is_judged_diverged_or_collapsed_from_its_own_log(grid_dir):
-    table = frontier.frontier_table(grid_dir, frontier.cells(frontier.FrontierGrid(lrs=(1e-3,)), 8), plateau_evals=2)
+    runs = {compare.run_name("countdown_trace_full", m, s) for m in ("delta_l", "dapo_norm") for s in (0, 1)}
+    grid_cells = frontier.cells(frontier.FrontierGrid(lrs=(1e-3,)), 8)
+    table = frontier.frontier_table(grid_dir, grid_cells, plateau_evals=2, runs=runs)
     by_method = {row.method: row for row in table.itertuples(index=False)}
     assert (by_method["dapo_norm"].diverged, by_method["dapo_norm"].collapsed) == (1, 1)
     assert (by_method["delta_l"].diverged, by_method["delta_l"].collapsed) == (0, 0)
@@ -116,6 +118,23 @@ def test_the_report_writes_the_table_and_the_figure(grid_dir):
     table = pd.read_csv(grid_dir / "frontier.csv")
     assert set(table["lr"]) == {1e-4, 1e-3} and set(table["prompts"]) == {4, 8}
     assert (grid_dir / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_later_call_may_add_rates_methods_and_seeds_and_the_report_keeps_to_them(grid_dir):
+    # A larger comparison shares the base cell: its extra method is not part of the grid's table. The base --lr
+    # does not matter (every cell sets its own).
+    _write_run(grid_dir / "prompts8-lr0.0001" / "runs", "grpo_norm", 0, [0.1, 0.2, 0.2, 0.2])
+    assert "GRPO Norm" not in frontier.report(grid_dir, plateau_evals=2)
+    settings = compare.CompareSettings(
+        task="countdown_trace_full", methods=("grpo_norm",), seeds=(0,), prompts=8, lr=3e-4
+    )
+    record = frontier.save_grid(grid_dir, frontier.FrontierGrid(lrs=(4e-3,)), settings)
+    assert record["grid"] == {"lrs": [1e-4, 1e-3, 4e-3], "alt_prompts": 4, "alt_lr": 1e-4}
+    assert record["settings"]["methods"] == ["delta_l", "dapo_norm", "grpo_norm"]
+    assert record["settings"]["seeds"] == [0, 1, 2]  # the fixture's default seeds, then none new
+    assert "GRPO Norm" in frontier.report(grid_dir, plateau_evals=2)
+    with pytest.raises(ValueError, match="other settings"):
+        frontier.save_grid(grid_dir, frontier.FrontierGrid(alt_prompts=2, alt_lr=1e-4), settings)
 
 
 def test_a_resume_with_other_settings_stops_and_plots_only_needs_a_grid(grid_dir, tmp_path):

@@ -207,8 +207,19 @@ def shared_settings(settings: dict) -> dict:
     return json.loads(json.dumps({key: value for key, value in settings.items() if key not in ("methods", "seeds")}))
 
 
-def run_one(settings: CompareSettings, assets: SharedAssets, method: str, seed: int, runs_dir: Path) -> bool:
-    """Train one (method, seed) unless it already finished; return True when it ran now."""
+def run_one(
+    settings: CompareSettings,
+    assets: SharedAssets,
+    method: str,
+    seed: int,
+    runs_dir: Path,
+    keep_checkpoints: bool = False,
+) -> bool:
+    """Train one (method, seed) unless it already finished; return True when it ran now.
+
+    verl's checkpoints are deleted when the run ends unless ``keep_checkpoints`` (the runs save none unless an
+    override asks, e.g. ``trainer.save_freq=20 actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]``).
+    """
     name = run_name(settings.task, method, seed)
     run_dir = runs_dir / name
     if (run_dir / DONE_NAME).exists():
@@ -248,20 +259,21 @@ def run_one(settings: CompareSettings, assets: SharedAssets, method: str, seed: 
         shutil.rmtree(ray_tmp, ignore_errors=True)
     if result.returncode != 0:
         raise RunFailed(f"{name} exited with status {result.returncode}; see {run_dir / 'train.log'}")
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if not keep_checkpoints:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     record = {"method": method, "seed": seed, "wall_s": time.monotonic() - started, "settings": asdict(settings)}
     (run_dir / DONE_NAME).write_text(json.dumps(record, indent=2) + "\n")
     return True
 
 
-def run_all(settings: CompareSettings, out: Path, cache: Path) -> None:
+def run_all(settings: CompareSettings, out: Path, cache: Path, keep_checkpoints: bool = False) -> None:
     """Prepare the shared assets, then train every (method, seed) not finished yet, with a progress bar over runs."""
     assets = prepare(settings, cache)
     runs = [(method, seed) for seed in settings.seeds for method in settings.methods]
     with tqdm(runs, desc="compare runs", unit="run") as progress:
         for method, seed in progress:
             progress.set_postfix_str(run_name(settings.task, method, seed))
-            run_one(settings, assets, method, seed, out / "runs")
+            run_one(settings, assets, method, seed, out / "runs", keep_checkpoints)
 
 
 def finished_logs(out: Path) -> list[Path]:
@@ -287,6 +299,42 @@ def report(out: Path, target: float) -> str:
     return table
 
 
+# Named experiments: values for the flags below (explicit flags still win). ``evidence`` is the comparison of
+# docs/experiments.md (2026-12-03): the full-trace task, whose correct lengths are set by the problem, four methods
+# and four seeds; ``evidence-small`` shows the same comparison in under 30 minutes on 2 cores (a shorter warm start,
+# two methods, one seed, fewer and smaller steps), so it is a demonstration, not evidence.
+PRESETS: dict[str, dict[str, object]] = {
+    "evidence": {
+        "task": "countdown_trace_full",
+        "methods": ("delta_l", "dr_grpo_norm", "dapo_norm", "grpo_norm"),
+        "seeds": (0, 1, 2, 3),
+        "warm_steps": 3000,
+        "steps": 40,
+        "prompts": 16,
+        "n": 8,
+        "lr": 2e-4,
+        "max_response_length": 448,
+        "test_freq": 5,
+        "val_size": 128,
+        "target": 0.3,
+    },
+    "evidence-small": {
+        "task": "countdown_trace_full",
+        "methods": ("delta_l", "dr_grpo_norm"),
+        "seeds": (0,),
+        "warm_steps": 1000,
+        "steps": 12,
+        "prompts": 8,
+        "n": 8,
+        "lr": 2e-4,
+        "max_response_length": 448,
+        "test_freq": 4,
+        "val_size": 64,
+        "target": 0.2,
+    },
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class CompareCommand:
     """Where an experiment is written and how it is reported (the experiment itself is CompareSettings)."""
@@ -299,6 +347,10 @@ class CompareCommand:
     """Held-out accuracy for 'steps to target'."""
     plots_only: bool = False
     """Only export, table and plot the finished runs."""
+    keep_checkpoints: bool = False
+    """Keep the checkpoints a run saved (overrides after -- ask for them), e.g. for the variance lab."""
+    preset: str | None = field(default=None, metadata=option(choices=tuple(PRESETS)))
+    """A named experiment: sets every other flag's default (flags given explicitly still win)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,8 +387,18 @@ def check_settings(settings: CompareSettings) -> None:
         raise ValueError("--n must be >= 2: GRPO advantages need at least two responses per prompt")
 
 
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; with ``--preset``, parse again with the preset's values as the defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.preset is not None:
+        parser.set_defaults(**PRESETS[args.preset])
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     command = settings_from(args, CompareCommand)
     settings = settings_from(args, CompareSettings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -345,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = command.out.resolve()
         if not command.plots_only:
             out.mkdir(parents=True, exist_ok=True)
-            run_all(settings, out, command.cache.resolve())
+            run_all(settings, out, command.cache.resolve(), command.keep_checkpoints)
         table = report(out, command.target)
     except RunFailed as err:
         print(f"compare: {err}", file=sys.stderr)

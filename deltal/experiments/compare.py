@@ -310,7 +310,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "seeds": (0, 1, 2, 3),
         "warm_steps": 3000,
         "steps": 40,
-        "prompts": 16,
+        "prompts": 8,
         "n": 8,
         "lr": 2e-4,
         "max_response_length": 448,

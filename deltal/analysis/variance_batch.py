@@ -69,6 +69,9 @@ class BatchLabConfig:
     """verl RL parquet whose prompts and ground truths are used, in file order (e.g. a held-out split)."""
     num_prompts: int = 16
     """Prompts to keep (each with a balanced pool)."""
+    prompt_indices: tuple[int, ...] = ()
+    """Rows of --data to try, in this order (default: all, in file order); e.g. the prompts an earlier
+    measurement kept (its responses.csv), to measure several checkpoints on one fixed set of prompts."""
     per_side: int = 8
     """Correct and wrong responses kept per prompt (the pool holds 2 × per_side)."""
     max_samples: int = 128
@@ -204,13 +207,16 @@ def run_batch_lab(config: BatchLabConfig) -> tuple[pd.DataFrame, pd.DataFrame, d
     parameters = select_parameters(model, config.params)
     torch.manual_seed(config.seed)
     prompts = read_prompts(config.data)
+    order = list(config.prompt_indices) or list(range(len(prompts)))
+    if not all(0 <= index < len(prompts) for index in order):
+        raise ValueError(f"--prompt-indices must lie in 0..{len(prompts) - 1} (the rows of {config.data})")
     pools: list[Pool] = []
     skipped = 0
     with tqdm(total=config.num_prompts, desc="balanced prompts", unit="prompt") as progress:
-        for index, prompt in enumerate(prompts):
+        for index in order:
             if len(pools) == config.num_prompts:
                 break
-            pool = balanced_pool(model, tokenizer, index, prompt, config)
+            pool = balanced_pool(model, tokenizer, index, prompts[index], config)
             if pool is None:
                 skipped += 1
                 continue

@@ -91,6 +91,23 @@ def test_cli_writes_balanced_pools_and_a_cv_per_aggregator(tiny_model_dir, data_
     assert (out / "variance_vs_length.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_fixed_set_of_prompts_is_measured_in_the_order_given(tiny_model_dir, data_file, stand_ins):
+    config = variance_batch.BatchLabConfig(
+        model=str(tiny_model_dir),
+        data=str(data_file),
+        num_prompts=2,
+        prompt_indices=(4, 1, 3),
+        per_side=2,
+        max_samples=32,
+        max_new_tokens=16,
+        resamples=10,
+    )
+    per_response, _, summary = variance_batch.run_batch_lab(config)
+    assert per_response["prompt"].unique().tolist() == [4, 1] and summary["prompts_kept"] == 2
+    with pytest.raises(ValueError, match="--prompt-indices must lie in 0..5"):
+        variance_batch.run_batch_lab(variance_batch.BatchLabConfig(**{**config.__dict__, "prompt_indices": (9,)}))
+
+
 def test_prompts_that_cannot_be_balanced_are_skipped_and_too_few_is_an_error(
     tiny_model_dir, data_file, stand_ins, monkeypatch
 ):

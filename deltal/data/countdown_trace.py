@@ -27,7 +27,9 @@ seed; test instances are unique and never share (numbers in prompt order, target
 Writes verl RL parquet files; the ground truth holds ``target``, ``numbers`` and ``depth``. ``--reward`` picks the
 data source and with it the reward (``deltal.rewards.countdown_trace``): ``last_line`` (``countdown_trace``) checks
 the answer and the last trace line, ``full_trace`` (``countdown_trace_full``) checks every line, so a correct
-response's length is set by the problem and RL cannot shorten it.
+response's length is set by the problem and RL cannot shorten it, and ``partial_trace``
+(``countdown_trace_partial``) adds partial credit for the part of the search written correctly, so that stopping a
+deep search early is not free either.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ logger = logging.getLogger(__name__)
 
 DATA_SOURCE = "countdown_trace"
 # --reward choice -> data source (each data source has its scorer in deltal.rewards.SCORERS).
-DATA_SOURCES = {"last_line": DATA_SOURCE, "full_trace": "countdown_trace_full"}
+DATA_SOURCES = {
+    "last_line": DATA_SOURCE,
+    "full_trace": "countdown_trace_full",
+    "partial_trace": "countdown_trace_partial",
+}
 NUMBER_RANGE = (1, 10)
 COUNT = 3
 DEFAULT_MAX_DEPTH = 28
@@ -276,7 +282,8 @@ class CountdownTraceSettings:
     """Largest target."""
     reward: str = field(default="last_line", metadata=option(choices=tuple(DATA_SOURCES)))
     """Which reward scores the data: last_line checks the answer and the last trace line (countdown_trace),
-    full_trace every line of the search (countdown_trace_full: lengths cannot shrink under RL)."""
+    full_trace every line of the search (countdown_trace_full), partial_trace too, with partial credit for the
+    part of the search written correctly (countdown_trace_partial)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,14 @@ scores 1.0 only when its trace is the whole search in the fixed order, exactly t
 by that candidate's answer. A correct response is then unique and its length is set by the problem's depth, so RL
 cannot make it shorter. Its extra ``lines_ok`` counts the leading lines that match the search (a dense view of
 progress that the binary score hides).
+
+That alone did not keep the lengths (docs/experiments.md, 2026-12-03): the deep problems stay unsolved, their groups
+are all wrong and carry no gradient, and the policy learns from the shallow ones to stop its search early everywhere,
+so its (wrong) answers to deep problems shrink too. ``compute_score_partial`` (data source
+``countdown_trace_partial``) adds partial credit: a response that is not correct scores ``PARTIAL_CREDIT`` times the
+fraction of the search it wrote correctly (``lines_ok / depth``), so writing more of a deep problem's search is
+rewarded and stopping early is not free. ``acc`` stays exact correctness, so held-out accuracy (verl's ``val-core``)
+means the same under both.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ OPEN_TAG, CLOSE_TAG = "<answer>", "</answer>"
 # A trace line: "3+5=8,8*7=56". Bounded digit runs keep the match linear and the numbers small.
 _LINE = re.compile(r"(\d{1,6})([-+*/])(\d{1,6})=(\d{1,7}),(\d{1,7})([-+*/])(\d{1,6})=(\d{1,7})")
 MAX_LINES = 256
+# Reward of a wrong response per unit of the search written correctly (countdown_trace_partial): below 1, so that
+# finishing the search and stopping at its first hit is always worth more than any prefix of it.
+PARTIAL_CREDIT = 0.5
 
 
 def _trace_lines(trace_text: str) -> list[str] | None:
@@ -150,3 +161,19 @@ def compute_score_full(
     else:
         return {**_score(parts[1].strip(), ground_truth, 0.0), "lines_ok": float(lines_ok)}
     return {**_score(None, ground_truth, 0.0), "format_ok": 1.0, "lines_ok": float(lines_ok), "reason": reason}
+
+
+def compute_score_partial(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Score one response of ``countdown_trace_partial``: 1.0 when correct (as ``compute_score_full``), else
+    ``PARTIAL_CREDIT × lines_ok / depth``; ``acc`` is 1 only for a correct response."""
+    result = compute_score_full(data_source, solution_str, ground_truth, extra_info, **kwargs)
+    if result["score"] > 0:
+        return result
+    depth = len(_search_in_order(ground_truth))
+    return {**result, "score": PARTIAL_CREDIT * min(result["lines_ok"], depth) / depth}

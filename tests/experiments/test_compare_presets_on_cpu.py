@@ -11,7 +11,7 @@ from deltal.experiments import compare
 def test_a_preset_sets_the_defaults_and_explicit_flags_win():
     args = compare.parse_arguments(["--preset", "evidence", "--out", "x", "--seeds", "7", "--lr", "1e-3"])
     settings = settings_from(args, compare.CompareSettings)
-    assert settings.task == "countdown_trace_full" and settings.warm_steps == 3000 and settings.steps == 40
+    assert settings.task == "countdown_trace_partial" and settings.warm_steps == 3000 and settings.steps == 40
     assert settings.methods == ("delta_l", "dr_grpo_norm", "dapo_norm", "grpo_norm")
     assert settings.seeds == (7,) and settings.lr == 1e-3
     assert settings_from(args, compare.CompareCommand).target == 0.3

@@ -1,7 +1,8 @@
 """The countdown_trace_full reward checks every line: 1 only for the whole search in its fixed order up to the first
 hit, then that line's answer; a wrong, skipped, extra or missing line scores 0 with its own reason, ``lines_ok``
 counts the leading lines that match the search, and a correct response is exactly the builder's trace, so its
-length is set by the problem."""
+length is set by the problem. countdown_trace_partial scores the same responses with partial credit for the part
+of the search written correctly, below any correct answer, with ``acc`` still exact correctness."""
 
 import random
 
@@ -9,7 +10,7 @@ import pytest
 
 from deltal.data.countdown_trace import DATA_SOURCES, draw, response_text, trace
 from deltal.rewards import compute_score
-from deltal.rewards.countdown_trace import compute_score_full
+from deltal.rewards.countdown_trace import PARTIAL_CREDIT, compute_score_full, compute_score_partial
 
 TRUTH = {"target": 56, "numbers": [3, 5, 7]}
 SEARCH = ["3+5=8,8+7=15", "3+5=8,8-7=1", "3+5=8,8*7=56"]
@@ -85,3 +86,23 @@ def test_ground_truth_the_search_cannot_reach_is_an_error_naming_the_builder():
         full(GOOD, {"target": 999, "numbers": [1, 1, 1]})
     with pytest.raises((ValueError, TypeError), match="ground_truth"):
         full(GOOD, {"numbers": [3, 5, 7]})
+
+
+@pytest.mark.parametrize(
+    "text, credit",
+    [
+        (GOOD, 1.0),
+        ("3+5=8,8+7=15\n3+5=8,8-7=1\n<answer>3+5-7</answer>", PARTIAL_CREDIT * 2 / 3),  # stopped before the hit
+        ("\n".join([*SEARCH, "3+5=8,8/7=1"]) + "\n<answer>(3+5)/7</answer>", PARTIAL_CREDIT),  # past the hit
+        ("3+5=8,8*7=56\n" + ANSWER, 0.0),  # the search skipped from its first line
+        (GOOD + " trailing", 0.0),
+    ],
+)
+def test_partial_credit_grows_with_the_search_written_and_stays_below_a_correct_answer(text, credit):
+    result = compute_score("countdown_trace_partial", text, TRUTH)
+    assert result["score"] == pytest.approx(credit)
+    assert result["acc"] == (1.0 if credit == 1.0 else 0.0)
+    assert result["reason"] == full(text)["reason"] and result["lines_ok"] == full(text)["lines_ok"]
+    assert compute_score_partial("countdown_trace_partial", text, TRUTH) == {
+        key: value for key, value in result.items() if key != "data_source"
+    }

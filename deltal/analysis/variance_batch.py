@@ -6,7 +6,8 @@ training batch: B prompts × G responses, as a step of RL sees them, drawn from 
 
 1. **Balanced pools.** For each prompt of ``--data`` (in file order) sample responses at the policy's temperature until
    ``--per-side`` correct and ``--per-side`` wrong ones are in hand; a prompt that does not get both within
-   ``--max-samples`` is skipped (always right or always wrong: no GRPO gradient). Keeping as many correct as wrong
+   ``--max-samples`` is skipped (always right or always wrong: no GRPO gradient). Correct means the reward's ``acc``
+   (exact correctness) where it has one, so partial credit does not count. Keeping as many correct as wrong
    responses makes every GRPO advantage ±1, so the responses' gradients no longer differ by the size of their
    advantage (with 4 correct answers in 96 the correct ones carry |A| ≈ 4.8 and the wrong ones 0.2,
    docs/experiments.md, 2026-11-26), and what is left of their spread is the policy's own noise.
@@ -147,7 +148,9 @@ def balanced_pool(model, tokenizer, index: int, prompt: tuple[str, str, object],
             response = tokenizer.decode(tokens, skip_special_tokens=True)
             # A response without EOS ran out of tokens: a truncated one scores 0, as in training.
             ended = int(tokens[-1]) == tokenizer.eos_token_id
-            correct = ended and float(compute_score(data_source, response, truth)["score"]) > 0
+            result = compute_score(data_source, response, truth)
+            # Correct means exact (``acc``), also under a reward with partial credit.
+            correct = ended and float(result.get("acc", result["score"])) > 0
             kept[correct].append((tokens, response))
         sampled += count
     if min(len(side) for side in kept.values()) < config.per_side:

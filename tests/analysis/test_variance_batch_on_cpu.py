@@ -91,6 +91,18 @@ def test_cli_writes_balanced_pools_and_a_cv_per_aggregator(tiny_model_dir, data_
     assert (out / "variance_vs_length.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_partial_credit_does_not_count_as_correct(tiny_model_dir, data_file, stand_ins, monkeypatch):
+    def partial(data_source, text, truth, **kwargs):
+        return {"score": 0.5, "acc": float(len(text) % 2)}
+
+    monkeypatch.setattr("deltal.rewards.compute_score", partial)
+    config = variance_batch.BatchLabConfig(
+        model=str(tiny_model_dir), data=str(data_file), num_prompts=2, per_side=2, max_samples=32, resamples=10
+    )
+    per_response, _, _ = variance_batch.run_batch_lab(config)
+    assert per_response.groupby("prompt")["reward"].sum().tolist() == [2.0, 2.0]
+
+
 def test_a_fixed_set_of_prompts_is_measured_in_the_order_given(tiny_model_dir, data_file, stand_ins):
     config = variance_batch.BatchLabConfig(
         model=str(tiny_model_dir),

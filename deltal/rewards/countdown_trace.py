@@ -28,9 +28,11 @@ That alone did not keep the lengths (docs/experiments.md, 2026-12-03): the deep 
 are all wrong and carry no gradient, and the policy learns from the shallow ones to stop its search early everywhere,
 so its (wrong) answers to deep problems shrink too. ``compute_score_partial`` (data source
 ``countdown_trace_partial``) adds partial credit: a response that is not correct scores ``PARTIAL_CREDIT`` times the
-fraction of the search it wrote correctly (``lines_ok / depth``), so writing more of a deep problem's search is
-rewarded and stopping early is not free. ``acc`` stays exact correctness, so held-out accuracy (verl's ``val-core``)
-means the same under both.
+part of the search it wrote correctly, less the lines it wrote past the first hit, over the depth,
+``(lines_ok − lines past the hit) / depth``. Writing more of a deep problem's search is rewarded, so stopping early is
+not free; going past the hit costs as much as stopping that many lines short, so never stopping is not free either (a
+first version credited a whole search past its hit like a finished one, and the policy stopped stopping). ``acc``
+stays exact correctness, so held-out accuracy (verl's ``val-core``) means the same under both.
 """
 
 from __future__ import annotations
@@ -171,9 +173,12 @@ def compute_score_partial(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Score one response of ``countdown_trace_partial``: 1.0 when correct (as ``compute_score_full``), else
-    ``PARTIAL_CREDIT × lines_ok / depth``; ``acc`` is 1 only for a correct response."""
+    ``PARTIAL_CREDIT × max(0, lines_ok − lines past the first hit) / depth``; ``acc`` is 1 only when correct."""
     result = compute_score_full(data_source, solution_str, ground_truth, extra_info, **kwargs)
     if result["score"] > 0:
         return result
     depth = len(_search_in_order(ground_truth))
-    return {**result, "score": PARTIAL_CREDIT * min(result["lines_ok"], depth) / depth}
+    parts = split_response(_check_response(solution_str))
+    written = _trace_lines(parts[0]) if parts is not None else None
+    past_hit = max(0, len(written) - depth) if written is not None else 0
+    return {**result, "score": PARTIAL_CREDIT * max(0.0, result["lines_ok"] - past_hit) / depth}

@@ -93,7 +93,12 @@ def test_ground_truth_the_search_cannot_reach_is_an_error_naming_the_builder():
     [
         (GOOD, 1.0),
         ("3+5=8,8+7=15\n3+5=8,8-7=1\n<answer>3+5-7</answer>", PARTIAL_CREDIT * 2 / 3),  # stopped before the hit
-        ("\n".join([*SEARCH, "3+5=8,8/7=1"]) + "\n<answer>(3+5)/7</answer>", PARTIAL_CREDIT),  # past the hit
+        # Past the hit by one line: as much as stopping one line short.
+        ("\n".join([*SEARCH, "3+5=8,8/7=1"]) + "\n<answer>(3+5)/7</answer>", PARTIAL_CREDIT * 2 / 3),
+        # Past the hit by three lines: nothing left.
+        ("\n".join([*SEARCH, "3+5=8,8/7=1", "3+7=10,10+5=15", "3+7=10,10-5=5"]) + "\n<answer>10-5</answer>", 0.0),
+        # A wrong second line and one line too many: one correct line, less one past the hit.
+        ("\n".join(["3+5=8,8+7=15", "3+5=8,8-7=2", "3+5=8,8*7=56", "3+7=10,10+5=15"]) + "\n<answer>10+5</answer>", 0.0),
         ("3+5=8,8*7=56\n" + ANSWER, 0.0),  # the search skipped from its first line
         (GOOD + " trailing", 0.0),
     ],

@@ -34,7 +34,8 @@ COMMANDS: list[Command] = [
     Command("analyze", "deltal.analysis", "export logs to a tidy table; paper tables, curves, Avg@k / Pass@k"),
     Command("lab", "deltal.analysis.variance", "gradient-variance lab: synthetic Monte Carlo or a real model"),
     Command("data countdown_trace", "deltal.data.countdown_trace", "build the CountDown search-trace parquet files"),
-    Command("compare", "deltal.experiments.compare", "methods x seeds on countdown_trace, then one table and figures"),
+    Command("compare", "deltal.experiments.compare", "methods x seeds on a trace task: one table, figures"),
+    Command("frontier", "deltal.experiments.frontier", "methods x learning rates: the stability frontier"),
     Command("serve-math", "deltal.rewards.serve_math", "start the LaTeX-equivalence server (server/math/start.sh)"),
 ]
 

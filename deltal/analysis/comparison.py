@@ -7,13 +7,18 @@ of one task. Per method (seeds averaged):
   ``val-core/<data_source>/<var>/mean@k``), batch reward (``critic/score/mean``), mean response length
   (``response_length/mean``) and the spread of the ΔL weights (``deltal/adv_weight/std``; 0 for the baselines,
   whose weights are all 1);
-* a table: best held-out accuracy (mean ± std over seeds), steps to reach a target accuracy (mean over the seeds
-  that reached it, and how many did), the monotonicity score (paper appendix A.2: Pearson correlation of step and
-  held-out accuracy over the evaluations), and the final mean response length (mean of the last ``final_window``
-  training steps);
+* a table: best held-out accuracy (mean ± std over seeds), the plateau (mean of each run's last
+  ``plateau_evals`` evaluations), steps to reach a target accuracy (mean over the seeds that reached it, and how
+  many did), the monotonicity score (paper appendix A.2: Pearson correlation of step and held-out accuracy over the
+  evaluations), the final mean response length (mean of the last ``final_window`` training steps) and the batch's
+  response-length p10 / p50 / p90 (``deltal/response_length/p*``) over the first and the last ``final_window``
+  steps;
+* Welch's t test of each method's best and plateau accuracy against a reference method's (ΔL by default): t and
+  the two-sided p value over seeds (unequal variances), so a gap can be read against the seed noise;
 * what ΔL changes on the run's own batches: the predicted CV ratio of Dr. GRPO Norm (equal to DAPO Norm's under
   the paper's model) to ΔL at α = 1 (``deltal/variance/cv_ratio/dr_grpo_norm``, from each step's lengths alone,
-  `deltal.algorithm.telemetry`), averaged over the first and over the last ``final_window`` steps, and the actor's
+  `deltal.algorithm.telemetry`), averaged over the first ``final_window`` and the last ``cv_window`` steps, and the
+  actor's
   gradient norm before clipping (``actor/grad_norm``) averaged over all steps. Only ΔL and Dr. GRPO Norm share an
   expected gradient (∇J/M), so only their gradient norms compare; DAPO Norm's scale is G/ΣL.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +51,10 @@ TRAINING_QUANTITIES: dict[str, tuple[str, str]] = {
 }
 ACCURACY = "heldout_accuracy"
 GRAD_NORM = "actor/grad_norm"
+LENGTH_QUANTILES = ("p10", "p50", "p90")
+LENGTH_QUANTILE_METRIC = "deltal/response_length/{}"
+# The method every other one is tested against (Welch's t on best and plateau accuracy).
+REFERENCE_METHOD = "delta_l"
 
 
 @dataclass(frozen=True)
@@ -54,12 +64,25 @@ class SummaryRow:
     method: str
     seeds: int
     best_accuracy: list[float]
+    plateau_accuracy: list[float]
     steps_to_target: list[float]  # NaN for a seed that never reached the target
     monotonicity: list[float]
     final_length: list[float]
     cv_ratio_first: list[float]  # NaN for a run that logged no variance telemetry
     cv_ratio_last: list[float]
     grad_norm: list[float]
+    length_first: list[tuple[float, float, float]]  # per run: (p10, p50, p90), NaN without length quantiles
+    length_last: list[tuple[float, float, float]]
+
+
+@dataclass(frozen=True)
+class WelchTest:
+    """Welch's t test of one method against the reference on one per-seed figure (NaN when a side has < 2 seeds)."""
+
+    method: str
+    figure: str
+    t: float
+    p: float
 
 
 def _mean_of(values: pd.Series) -> float:
@@ -90,31 +113,83 @@ def steps_to_reach(curve: pd.DataFrame, target: float) -> float:
     return float(reached["step"].min()) if not reached.empty else math.nan
 
 
-def summarise(frame: pd.DataFrame, target: float, k: int = 1, final_window: int = 5) -> list[SummaryRow]:
+def summarise(
+    frame: pd.DataFrame,
+    target: float,
+    k: int = 1,
+    final_window: int = 5,
+    cv_window: int = 10,
+    plateau_evals: int = 3,
+) -> list[SummaryRow]:
     """The per-method summary (see the module docstring), methods in the paper's order."""
-    if final_window < 1:
-        raise ValueError(f"final_window must be >= 1 step, got {final_window}")
+    if min(final_window, cv_window, plateau_evals) < 1:
+        raise ValueError(
+            f"final_window, cv_window and plateau_evals must be >= 1, got {final_window}, {cv_window}, {plateau_evals}"
+        )
     accuracy = accuracy_curves(frame, k)
     lengths = metric_curves(frame, TRAINING_QUANTITIES["response_length"][0])
     cv_ratios = metric_curves(frame, TRAINING_QUANTITIES["variance_ratio"][0])
     grad_norms = metric_curves(frame, GRAD_NORM)
+    quantiles = [metric_curves(frame, LENGTH_QUANTILE_METRIC.format(name)) for name in LENGTH_QUANTILES]
     rows = []
     for method in method_order(list(accuracy["method"].unique())):
         runs = sorted(accuracy.loc[accuracy["method"] == method, "run"].unique())
-        best, reach, monotonic, final = [], [], [], []
-        cv_first, cv_last, grad = [], [], []
+        best, plateau, reach, monotonic, final = [], [], [], [], []
+        cv_first, cv_last, grad, length_first, length_last = [], [], [], [], []
         for run in runs:
             curve = accuracy[accuracy["run"] == run].sort_values("step")
             best.append(float(curve["value"].max()))
+            plateau.append(float(curve["value"].tail(plateau_evals).mean()))
             reach.append(steps_to_reach(curve, target))
             # Every evaluation counts (the paper's grid of 50 steps is the run's own test_freq here).
             monotonic.append(monotonicity_score(curve["step"], curve["value"], every=1))
             final.append(_mean_of(_run_values(lengths, run).tail(final_window)))
             cv_first.append(_mean_of(_run_values(cv_ratios, run).head(final_window)))
-            cv_last.append(_mean_of(_run_values(cv_ratios, run).tail(final_window)))
+            cv_last.append(_mean_of(_run_values(cv_ratios, run).tail(cv_window)))
             grad.append(_mean_of(_run_values(grad_norms, run)))
-        rows.append(SummaryRow(method, len(runs), best, reach, monotonic, final, cv_first, cv_last, grad))
+            length_first.append(tuple(_mean_of(_run_values(q, run).head(final_window)) for q in quantiles))
+            length_last.append(tuple(_mean_of(_run_values(q, run).tail(final_window)) for q in quantiles))
+        rows.append(
+            SummaryRow(
+                method,
+                len(runs),
+                best,
+                plateau,
+                reach,
+                monotonic,
+                final,
+                cv_first,
+                cv_last,
+                grad,
+                length_first,
+                length_last,
+            )
+        )
     return rows
+
+
+def welch_tests(rows: list[SummaryRow], reference: str = REFERENCE_METHOD) -> list[WelchTest]:
+    """Welch's t of every other method's best and plateau accuracy against ``reference``'s (empty without it)."""
+    from scipy.stats import ttest_ind
+
+    by_method = {row.method: row for row in rows}
+    if reference not in by_method:
+        return []
+    tests = []
+    for row in rows:
+        if row.method == reference:
+            continue
+        for figure in ("best_accuracy", "plateau_accuracy"):
+            ours, theirs = getattr(row, figure), getattr(by_method[reference], figure)
+            if len(ours) < 2 or len(theirs) < 2:
+                tests.append(WelchTest(row.method, figure, math.nan, math.nan))
+                continue
+            with warnings.catch_warnings():
+                # scipy warns when one side's seeds agree exactly (zero variance); Welch's t is still defined.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = ttest_ind(ours, theirs, equal_var=False)
+            tests.append(WelchTest(row.method, figure, float(result.statistic), float(result.pvalue)))
+    return tests
 
 
 def _mean_std(values: list[float], digits: int) -> str:
@@ -126,8 +201,25 @@ def _mean_std(values: list[float], digits: int) -> str:
     return f"{np.mean(finite):.{digits}f} ± {np.std(finite):.{digits}f}"
 
 
-def summary_frame(rows: list[SummaryRow], target: float) -> pd.DataFrame:
-    """The summary as text cells (mean ± std over seeds), one row per method."""
+def _quantile_cell(per_run: list[tuple[float, float, float]]) -> str:
+    finite = [values for values in per_run if not any(math.isnan(value) for value in values)]
+    if not finite:
+        return "n/a"
+    return "/".join(f"{value:.0f}" for value in np.mean(finite, axis=0))
+
+
+def _welch_cell(tests: dict[tuple[str, str], WelchTest], method: str, figure: str) -> str:
+    test = tests.get((method, figure))
+    if test is None:
+        return "–"
+    if math.isnan(test.t):
+        return "n/a"
+    return f"t = {test.t:.2f}, p = {test.p:.2f}"
+
+
+def summary_frame(rows: list[SummaryRow], target: float, reference: str = REFERENCE_METHOD) -> pd.DataFrame:
+    """The summary as text cells (mean ± std over seeds), one row per method, with Welch's t against ``reference``."""
+    tests = {(test.method, test.figure): test for test in welch_tests(rows, reference)}
     records = []
     for row in rows:
         reached = [value for value in row.steps_to_target if not math.isnan(value)]
@@ -137,11 +229,16 @@ def summary_frame(rows: list[SummaryRow], target: float) -> pd.DataFrame:
                 "method": method_label(row.method),
                 "seeds": row.seeds,
                 "best_accuracy": _mean_std(row.best_accuracy, 3),
+                "plateau_accuracy": _mean_std(row.plateau_accuracy, 3),
                 f"steps_to_{target:g}": steps,
                 "monotonicity": _mean_std(row.monotonicity, 2),
                 "final_length": _mean_std(row.final_length, 1),
+                "length_p10/p50/p90_first_to_last": f"{_quantile_cell(row.length_first)} → "
+                f"{_quantile_cell(row.length_last)}",
                 "cv_ratio_first_to_last": f"{_mean_std(row.cv_ratio_first, 2)} → {_mean_std(row.cv_ratio_last, 2)}",
                 "grad_norm": _mean_std(row.grad_norm, 4),
+                f"welch_best_vs_{reference}": _welch_cell(tests, row.method, "best_accuracy"),
+                f"welch_plateau_vs_{reference}": _welch_cell(tests, row.method, "plateau_accuracy"),
             }
         )
     return pd.DataFrame.from_records(records)

@@ -32,7 +32,13 @@ UNKNOWN = "unknown"
 SEED_PATTERN = re.compile(r"^seed(\d+)$")
 # Data sources that identify a task when the run name does not say it.
 MATH_DATA_SOURCES = ("math500", "aime2024", "amc", "minerva")
-COUNTDOWN_DATA_SOURCES = ("countdown", "countdown_easy", "countdown_trace")
+COUNTDOWN_DATA_SOURCES = (
+    "countdown",
+    "countdown_easy",
+    "countdown_trace",
+    "countdown_trace_full",
+    "countdown_trace_partial",
+)
 
 
 @dataclass(frozen=True)

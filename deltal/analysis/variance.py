@@ -2,6 +2,7 @@
 
     python -m deltal.analysis.variance synthetic --lengths longtail --alphas 1,0.75,0.5 --out DIR
     python -m deltal.analysis.variance model --model PATH [--device cuda] --num-responses 128 --out DIR
+    python -m deltal.analysis.variance batch --model PATH --data test.parquet --out DIR
 
 ``synthetic`` writes DIR/synthetic.csv (one row per aggregator: empirical vs closed-form expectation scale,
 variance and CV) and DIR/synthetic.png (see `deltal.analysis.variance_synthetic` for the definitions).
@@ -10,6 +11,9 @@ variance and CV) and DIR/synthetic.png (see `deltal.analysis.variance_synthetic`
 DIR/variance_vs_length.png (paper Figure 2); see `deltal.analysis.variance_model`. It ends by printing the ΔL
 exponent the power law suggests (α = β) as an override line. ``python -m deltal.cpu.assets`` builds the CPU
 quickstart's tiny model offline and prints its directory, for --model.
+``batch`` measures the same on whole training batches drawn from many prompts whose responses are kept balanced
+(as many correct as wrong), over the whole model by default, and writes the same four files
+(`deltal.analysis.variance_batch`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from deltal.analysis.variance_batch import BatchLabConfig, run_batch_lab, write_outputs
 from deltal.analysis.variance_fit import PowerLawFit, describe_fit
 from deltal.analysis.variance_model import LinearFit, ModelLabConfig, plot_variance_vs_length, run_model_lab
 from deltal.analysis.variance_synthetic import SyntheticConfig, plot_synthetic, run_synthetic
@@ -51,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(add_options(synthetic, SyntheticConfig), SyntheticOutput)
     model = modes.add_parser("model", help="per-response gradients of a real model vs length")
     add_options(add_options(model, ModelLabConfig), ModelOutput)
+    batch = modes.add_parser("batch", help="aggregator CVs over training batches of many balanced prompts")
+    add_options(add_options(batch, BatchLabConfig), ModelOutput)
     return parser
 
 
@@ -85,6 +92,24 @@ def run_model_mode(args: argparse.Namespace) -> None:
     print(f"suggested override: {summary['alpha_override']}")
 
 
+def run_batch_mode(args: argparse.Namespace) -> None:
+    per_response, moments, summary = run_batch_lab(settings_from(args, BatchLabConfig))
+    write_outputs(per_response, moments, summary, args.out)
+    print(
+        f"{summary['prompts_kept']} prompts kept ({summary['prompts_skipped']} skipped), "
+        f"{summary['num_responses']} responses, {summary['num_params']} parameters; ||g_i − ḡ_k||² against length: "
+        f"slope {summary['slope']:.4g}, R² {summary['r2']:.3f}"
+    )
+    print(moments.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+    if summary["power_law"] is not None:
+        print(describe_fit(PowerLawFit(**summary["power_law"])))
+    print(
+        f"CV ratio Dr. GRPO Norm / ΔL (α = 1): {summary['cv_ratio_dr_grpo_norm_to_delta_l']:.3f} measured, "
+        f"{summary['cv_ratio_closed_form']:.3f} closed form"
+    )
+    print(f"wrote responses.csv, aggregators.csv, summary.json, variance_vs_length.png to {args.out}")
+
+
 def _fit_from(summary: dict) -> LinearFit:
     return LinearFit(slope=summary["slope"], intercept=summary["intercept"], r2=summary["r2"])
 
@@ -94,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        {"synthetic": run_synthetic_mode, "model": run_model_mode}[args.mode](args)
+        {"synthetic": run_synthetic_mode, "model": run_model_mode, "batch": run_batch_mode}[args.mode](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

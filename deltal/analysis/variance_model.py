@@ -157,26 +157,42 @@ def resolve_max_new_tokens(model: torch.nn.Module, prompt_length: int, requested
 
 
 @torch.no_grad()
-def sample_responses(model, tokenizer, config: ModelLabConfig) -> Responses:
-    """Sample N responses at the configured temperature; each is cut after its first EOS (kept, as verl does)."""
-    device = torch.device(config.device)
-    prompt_ids = encode_prompt(tokenizer, config.prompt, config.raw_prompt)
-    max_new_tokens = resolve_max_new_tokens(model, prompt_ids.numel(), config.max_new_tokens)
+def sample_continuations(
+    model, tokenizer, prompt_ids: torch.Tensor, count: int, max_new_tokens: int, temperature: float, batch_size: int
+) -> list[torch.Tensor]:
+    """``count`` responses to one prompt (P,), each cut after its first EOS (kept, as verl does): (L_i,) tensors.
+
+    On CPU this is the CPU rollout's own sampler (``deltal.cpu.sampling``, torch only, ~15x faster than
+    transformers' ``generate`` on the trace model's 448-token responses, docs/experiments.md 2026-12-03); elsewhere
+    transformers' ``generate``.
+    """
+    device = next(model.parameters()).device
     eos_id = tokenizer.eos_token_id
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
     if eos_id is None:
         raise ValueError("the tokenizer has no eos_token; set one so responses can end")
-    torch.manual_seed(config.seed)
     tokens: list[torch.Tensor] = []
-    batches = range(0, config.num_responses, config.gen_batch_size)
-    for start in tqdm(batches, desc="sampling responses", unit="batch"):
-        count = min(config.gen_batch_size, config.num_responses - start)
-        inputs = prompt_ids.to(device)[None].expand(count, -1)
+    for start in range(0, count, batch_size):
+        size = min(batch_size, count - start)
+        if device.type == "cpu":
+            from deltal.cpu.sampling import SamplingSettings, generate_batch
+
+            sampled = generate_batch(
+                model,
+                [prompt_ids.tolist()] * size,
+                [max_new_tokens] * size,
+                SamplingSettings(temperature=temperature),
+                {eos_id},
+                pad_id,
+            )
+            tokens.extend(torch.tensor(response.token_ids, dtype=torch.long) for response in sampled)
+            continue
+        inputs = prompt_ids.to(device)[None].expand(size, -1)
         output = model.generate(
             input_ids=inputs,
             attention_mask=torch.ones_like(inputs),
             do_sample=True,
-            temperature=config.temperature,
+            temperature=temperature,
             top_k=0,
             top_p=1.0,
             max_new_tokens=max_new_tokens,
@@ -187,6 +203,17 @@ def sample_responses(model, tokenizer, config: ModelLabConfig) -> Responses:
             ends = (row == eos_id).nonzero()
             length = int(ends[0]) + 1 if ends.numel() else row.numel()
             tokens.append(row[:length].clone())
+    return tokens
+
+
+def sample_responses(model, tokenizer, config: ModelLabConfig) -> Responses:
+    """Sample N responses to the configured prompt at the configured temperature."""
+    prompt_ids = encode_prompt(tokenizer, config.prompt, config.raw_prompt)
+    max_new_tokens = resolve_max_new_tokens(model, prompt_ids.numel(), config.max_new_tokens)
+    torch.manual_seed(config.seed)
+    tokens = sample_continuations(
+        model, tokenizer, prompt_ids, config.num_responses, max_new_tokens, config.temperature, config.gen_batch_size
+    )
     texts = [tokenizer.decode(response, skip_special_tokens=True) for response in tokens]
     return Responses(prompt_ids=prompt_ids, tokens=tokens, texts=texts, max_new_tokens=max_new_tokens)
 
@@ -261,29 +288,39 @@ def linear_fit(x: torch.Tensor, y: torch.Tensor) -> LinearFit:
     return LinearFit(slope=slope, intercept=intercept, r2=r2)
 
 
+def uniform_picks(count: int, resamples: int, group_size: int, seed: int) -> torch.Tensor:
+    """Indices of ``resamples`` groups of ``group_size`` responses drawn with replacement from ``count``: (R, G)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, count, (resamples, group_size), generator=generator)
+
+
 def aggregator_moments(
     gram: torch.Tensor,
     lengths: torch.Tensor,
     token_variance: float,
     config: ModelLabConfig,
     max_response_length: int,
+    picks: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Empirical and closed-form moments of each aggregator over resampled groups of the N responses.
 
-    With C (R, N) the coefficients of R resampled groups (repeats summed), ĝ_r = C_r g, so
-    Var = mean_r (C_r − c̄) K (C_r − c̄)ᵀ, ||E ĝ||² = c̄ K c̄ᵀ, and E ĝ·ḡ / ||ḡ||² = c̄ K 1 N / (1ᵀ K 1).
+    ``picks`` (R, G) holds the responses of each resampled group (default: ``config.resamples`` groups of
+    ``config.group_size`` drawn uniformly with replacement). With C (R, N) the coefficients of the R groups (repeats
+    summed), ĝ_r = C_r g, so Var = mean_r (C_r − c̄) K (C_r − c̄)ᵀ, ||E ĝ||² = c̄ K c̄ᵀ, and
+    E ĝ·ḡ / ||ḡ||² = c̄ K 1 N / (1ᵀ K 1).
     """
     lengths = lengths.double()
     count = lengths.numel()
-    generator = torch.Generator().manual_seed(config.seed)
-    picks = torch.randint(0, count, (config.resamples, config.group_size), generator=generator)  # (R, G)
+    if picks is None:
+        picks = uniform_picks(count, config.resamples, config.group_size, config.seed)
+    resamples = picks.shape[0]
     ones = torch.ones(count, dtype=torch.float64)
     mean_norm_sq = float(ones @ gram @ ones) / count**2  # ||ḡ||²
     rows = []
     for name, aggregator, alpha in aggregator_names(config.alphas):
-        coefficients = torch.zeros(config.resamples, count, dtype=torch.float64)  # (R, N)
+        coefficients = torch.zeros(resamples, count, dtype=torch.float64)  # (R, N)
         closed_cv = 0.0
-        for index in range(config.resamples):
+        for index in range(resamples):
             group_lengths = lengths[picks[index]]
             weights = aggregation_coefficients(aggregator, group_lengths, max_response_length, alpha)
             coefficients[index].index_add_(0, picks[index], weights)
@@ -302,7 +339,7 @@ def aggregator_moments(
                 "expectation_scale": scale,
                 "variance": variance,
                 "cv": variance**0.5 / expectation_norm if expectation_norm > 0 else math.inf,
-                "cv_closed_form": closed_cv / config.resamples if token_variance > 0 else math.nan,
+                "cv_closed_form": closed_cv / resamples if token_variance > 0 else math.nan,
             }
         )
     return pd.DataFrame(rows)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from deltal.cli import add_options, settings_from
 from deltal.cpu.assets import TinyModelSpec, build_tiny_assets
 from deltal.cpu.sampling import SamplingSettings, generate_batch
+from deltal.cpu.threads import cpu_threads
 from deltal.cpu.warmstart import MANIFEST_NAME, cached_warm_start, read_instances, response_loss, warm_start_manifest
 from deltal.data import countdown_trace
 
@@ -157,11 +158,13 @@ def sample_and_score(
     seed: int = 0,
     batch_size: int = 64,
 ) -> list[dict]:
-    """One sample per problem: ``{"length", "truncated", "score", "reason"}`` under the strict trace reward.
+    """One sample per problem: ``{"length", "truncated", "score", "reason", "full_score", "full_reason", "depth"}``.
 
-    ``length`` counts the EOS token as verl's response mask does; a response without EOS is truncated and scores 0.
+    ``score``/``reason`` are the last-line reward's (``countdown_trace``), ``full_*`` the full-trace reward's
+    (``countdown_trace_full``); ``length`` counts the EOS token as verl's response mask does; a response without EOS
+    is truncated and scores 0 under both.
     """
-    from deltal.rewards.countdown_trace import compute_score
+    from deltal.rewards.countdown_trace import compute_score, compute_score_full
 
     if not problems:
         raise ValueError("No problems to sample.")
@@ -181,7 +184,9 @@ def sample_and_score(
         )
         for (numbers, target), response in zip(chunk, responses, strict=True):
             text = tokenizer.decode(response.token_ids, skip_special_tokens=True)
-            scored = compute_score(countdown_trace.DATA_SOURCE, text, {"target": target, "numbers": list(numbers)})
+            truth = {"target": target, "numbers": list(numbers)}
+            scored = compute_score(countdown_trace.DATA_SOURCE, text, truth)
+            full = compute_score_full(countdown_trace.DATA_SOURCES["full_trace"], text, truth)
             truncated = not response.finished_with_eos
             results.append(
                 {
@@ -189,6 +194,9 @@ def sample_and_score(
                     "truncated": truncated,
                     "score": 0.0 if truncated else float(scored["score"]),
                     "reason": "truncated" if truncated else scored["reason"],
+                    "full_score": 0.0 if truncated else float(full["score"]),
+                    "full_reason": "truncated" if truncated else full["reason"],
+                    "depth": countdown_trace.depth(numbers, target),
                 }
             )
     return results
@@ -210,6 +218,26 @@ def length_percentiles(lengths: Sequence[int]) -> dict[str, float]:
     }
 
 
+# Depth buckets (first and last depth) of the full-trace accuracy: log-spaced, as the depths are drawn.
+DEPTH_BUCKETS = ((1, 1), (2, 3), (4, 7), (8, 15), (16, countdown_trace.DEFAULT_MAX_DEPTH))
+
+
+def sample_figures(samples: Sequence[dict]) -> dict:
+    """Accuracy under both rewards, the full-trace accuracy per depth bucket, truncation and the length spread."""
+    by_depth = {}
+    for low, high in DEPTH_BUCKETS:
+        bucket = [sample["full_score"] for sample in samples if low <= sample["depth"] <= high]
+        if bucket:
+            by_depth[f"{low}-{high}"] = sum(bucket) / len(bucket)
+    return {
+        "accuracy_t1": sum(sample["score"] for sample in samples) / len(samples),
+        "accuracy_t1_full_trace": sum(sample["full_score"] for sample in samples) / len(samples),
+        "accuracy_t1_full_trace_by_depth": by_depth,
+        "truncated_fraction_t1": sum(sample["truncated"] for sample in samples) / len(samples),
+        "length_t1": length_percentiles([sample["length"] for sample in samples]),
+    }
+
+
 def warm_start_trace(
     base_dir: Path, out_dir: Path, settings: TraceWarmStartSettings | None = None, exclude: Sequence[Instance] = ()
 ) -> Path:
@@ -223,10 +251,7 @@ def warm_start_trace(
         eval_problems = list(exclude)[: settings.eval_problems]
         if eval_problems:
             budget = settings.max_response_length
-            samples = sample_and_score(model, tokenizer, eval_problems, budget, seed=settings.seed)
-            figures["accuracy_t1"] = sum(sample["score"] for sample in samples) / len(samples)
-            figures["truncated_fraction_t1"] = sum(sample["truncated"] for sample in samples) / len(samples)
-            figures["length_t1"] = length_percentiles([sample["length"] for sample in samples])
+            figures |= sample_figures(sample_and_score(model, tokenizer, eval_problems, budget, seed=settings.seed))
         return figures
 
     manifest = warm_start_manifest(base_dir, settings, exclude, task=countdown_trace.DATA_SOURCE)
@@ -251,6 +276,9 @@ class TraceWarmStartCommand:
     """Peak AdamW learning rate."""
     seed: int = TraceWarmStartSettings.seed
     """Data and init seed."""
+    evaluate_only: bool = False
+    """Train nothing: sample one response per --exclude-parquet problem from the model in --out (T = 1) and print
+    the figures (both rewards, full-trace accuracy by depth, lengths) as JSON."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     """Build the tiny trace model, warm-start it (or reuse both) and print loss, accuracy and lengths."""
     command = settings_from(build_parser().parse_args(argv), TraceWarmStartCommand)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if command.evaluate_only:
+        return evaluate_only(command)
     settings = TraceWarmStartSettings(
         steps=command.steps, batch_size=command.batch_size, lr=command.lr, seed=command.seed
     )
@@ -277,6 +307,25 @@ def main(argv: list[str] | None = None) -> int:
         f"trace warm start: {out} loss={record['final_loss']:.3f} heldout_acc_t1={record.get('accuracy_t1')} "
         f"truncated_t1={record.get('truncated_fraction_t1')} length_t1={record.get('length_t1')}"
     )
+    return 0
+
+
+def evaluate_only(command: TraceWarmStartCommand) -> int:
+    """``--evaluate-only``: the figures of an existing model on the held-out problems, as JSON."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if command.exclude_parquet is None or not (command.out / "config.json").exists():
+        print(
+            "error: --evaluate-only needs --out (a saved model) and --exclude-parquet (the problems)", file=sys.stderr
+        )
+        return 2
+    torch.set_num_threads(cpu_threads())
+    tokenizer = AutoTokenizer.from_pretrained(command.out)
+    model = AutoModelForCausalLM.from_pretrained(command.out, dtype=torch.float32)
+    problems = read_instances(command.exclude_parquet)[: TraceWarmStartSettings.eval_problems]
+    budget = TraceWarmStartSettings.max_response_length
+    figures = sample_figures(sample_and_score(model, tokenizer, problems, budget, seed=command.seed))
+    print(json.dumps({"model": str(command.out), **figures}, indent=2))
     return 0
 
 

@@ -24,8 +24,12 @@ seed; test instances are unique and never share (numbers in prompt order, target
 
     python -m deltal.data.countdown_trace --out .deltal/data/countdown_trace --train-size 4096 --test-size 256
 
-Writes verl RL parquet files (data source ``countdown_trace``, scored by ``deltal.rewards.countdown_trace``); the
-ground truth holds ``target``, ``numbers`` and ``depth``.
+Writes verl RL parquet files; the ground truth holds ``target``, ``numbers`` and ``depth``. ``--reward`` picks the
+data source and with it the reward (``deltal.rewards.countdown_trace``): ``last_line`` (``countdown_trace``) checks
+the answer and the last trace line, ``full_trace`` (``countdown_trace_full``) checks every line, so a correct
+response's length is set by the problem and RL cannot shorten it, and ``partial_trace``
+(``countdown_trace_partial``) adds partial credit for the part of the search written correctly, so that stopping a
+deep search early is not free either.
 """
 
 from __future__ import annotations
@@ -36,16 +40,22 @@ import math
 import random
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from deltal.cli import add_options, settings_from
+from deltal.cli import add_options, option, settings_from
 from deltal.data.chatml import chatml_exchange
 from deltal.data.rl_format import chat_messages, rl_row, write_parquet
 
 logger = logging.getLogger(__name__)
 
 DATA_SOURCE = "countdown_trace"
+# --reward choice -> data source (each data source has its scorer in deltal.rewards.SCORERS).
+DATA_SOURCES = {
+    "last_line": DATA_SOURCE,
+    "full_trace": "countdown_trace_full",
+    "partial_trace": "countdown_trace_partial",
+}
 NUMBER_RANGE = (1, 10)
 COUNT = 3
 DEFAULT_MAX_DEPTH = 28
@@ -208,11 +218,11 @@ def generate(
     return instances
 
 
-def rows_for(instances: Sequence[Instance], split: str) -> Iterator[dict]:
+def rows_for(instances: Sequence[Instance], split: str, data_source: str = DATA_SOURCE) -> Iterator[dict]:
     """verl RL rows for one split (ground truth: target, numbers, depth)."""
     for index, (numbers, target) in enumerate(instances):
         truth = {"target": int(target), "numbers": [int(n) for n in numbers], "depth": depth(numbers, target)}
-        yield rl_row(DATA_SOURCE, chat_messages(prompt_text(numbers, target)), "math", truth, split, index)
+        yield rl_row(data_source, chat_messages(prompt_text(numbers, target)), "math", truth, split, index)
 
 
 def build(
@@ -222,18 +232,21 @@ def build(
     seed: int = 0,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_target: int = DEFAULT_MAX_TARGET,
+    reward: str = "last_line",
 ) -> tuple[Path, Path]:
     """Write ``out/train.parquet`` and ``out/test.parquet``; returns their paths."""
     if train_size < 1 or test_size < 1:
         raise ValueError(f"--train-size and --test-size must be positive, got {train_size} and {test_size}")
+    if reward not in DATA_SOURCES:
+        raise ValueError(f"unknown reward {reward!r}; choose one of {sorted(DATA_SOURCES)}")
     rng = random.Random(seed)
     seen: set = set()
     test = generate(test_size, rng, seen, unique=True, max_depth=max_depth, max_target=max_target)
     train = generate(train_size, rng, seen, unique=False, max_depth=max_depth, max_target=max_target)
     out = Path(out)
     return (
-        write_parquet(rows_for(train, "train"), out / "train.parquet"),
-        write_parquet(rows_for(test, "test"), out / "test.parquet"),
+        write_parquet(rows_for(train, "train", DATA_SOURCES[reward]), out / "train.parquet"),
+        write_parquet(rows_for(test, "test", DATA_SOURCES[reward]), out / "test.parquet"),
     )
 
 
@@ -263,6 +276,10 @@ class CountdownTraceSettings:
     """Longest trace, in lines (the depth is drawn log-uniformly in 1..max_depth)."""
     max_target: int = DEFAULT_MAX_TARGET
     """Largest target."""
+    reward: str = field(default="last_line", metadata=option(choices=tuple(DATA_SOURCES)))
+    """Which reward scores the data: last_line checks the answer and the last trace line (countdown_trace),
+    full_trace every line of the search (countdown_trace_full), partial_trace too, with partial credit for the
+    part of the search written correctly (countdown_trace_partial)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.seed,
             settings.max_depth,
             settings.max_target,
+            settings.reward,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -1,4 +1,4 @@
-"""Compare methods over seeds on ``countdown_trace`` with the real pipeline, then table and plot them.
+"""Compare methods over seeds on a CountDown trace task with the real pipeline, then table and plot them.
 
     python -m deltal.experiments.compare --methods delta_l,dapo_norm,dr_grpo_norm --seeds 0,1,2 --steps 40 \\
         --out .deltal/compare/trace
@@ -6,9 +6,12 @@
 
 What it does, in order:
 
-1. builds (or reuses, cached under ``--cache``) the shared starting point: the trace dataset
-   (``deltal.data.countdown_trace``), the tiny tokenizer and model with a 512-token context and its supervised
-   warm start (``deltal.cpu.warmstart_trace``). Every run starts from the same warm-started weights;
+1. builds (or reuses, cached under ``--cache``) the shared starting point: the trace dataset of ``--task``
+   (``deltal.data.countdown_trace``: ``countdown_trace`` checks the answer and the last trace line,
+   ``countdown_trace_full`` every line, ``countdown_trace_partial`` every line with partial credit, so that lengths
+   persist under RL), the tiny tokenizer and model with a
+   512-token context and its supervised warm start (``deltal.cpu.warmstart_trace``). Every run starts from the
+   same warm-started weights;
 2. runs ``python -m deltal.train backend=cpu method=<m>`` once per (method, seed), one after another, with the same
    lr, batch, steps and validation for every method; the seed sets the data order (``data.seed``) and the rollout's
    sampling (``actor_rollout_ref.rollout.seed``). Rewards come from ``deltal.rewards.countdown_trace`` through
@@ -41,10 +44,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from deltal.cli import add_options, option, settings_from
+from deltal.data.countdown_trace import DATA_SOURCES
+
+# The tasks compare can run: the data sources of the trace builder's rewards.
+TASKS = tuple(DATA_SOURCES.values())
 
 logger = logging.getLogger(__name__)
 
-TASK = "countdown_trace"
 MODEL = "tiny-qwen2"
 DONE_NAME = "done.json"
 EXIT_USAGE = 2
@@ -55,6 +61,9 @@ EXIT_RUN_FAILED = 1
 class CompareSettings:
     """Everything that defines an experiment; identical for every method (only ``method`` and ``seed`` vary)."""
 
+    task: str = field(default="countdown_trace", metadata=option(choices=TASKS))
+    """Task: countdown_trace (answer and last line checked), countdown_trace_full (every line checked) or
+    countdown_trace_partial (every line, with partial credit for the part of the search written correctly)."""
     methods: tuple[str, ...] = ("delta_l", "dapo_norm", "dr_grpo_norm")
     """Methods compared (deltal method names)."""
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -89,9 +98,9 @@ class CompareSettings:
     """Hydra overrides appended to every run's command (after --)."""
 
 
-def run_name(method: str, seed: int) -> str:
+def run_name(task: str, method: str, seed: int) -> str:
     """``{task}__{method}__{model}__seed{seed}``, the naming deltal.analysis parses."""
-    return f"{TASK}__{method}__{MODEL}__seed{seed}"
+    return f"{task}__{method}__{MODEL}__seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -112,9 +121,10 @@ def prepare(settings: CompareSettings, cache: Path) -> SharedAssets:
     from deltal.data import countdown_trace
 
     seed = settings.data_seed
-    data_dir = cache / "data" / f"{TASK}-seed{seed}-train{settings.train_size}-test{settings.test_size}"
+    data_dir = cache / "data" / f"{settings.task}-seed{seed}-train{settings.train_size}-test{settings.test_size}"
     if not (data_dir / "test.parquet").exists():
-        countdown_trace.build(data_dir, settings.train_size, settings.test_size, seed=seed)
+        reward = {source: name for name, source in DATA_SOURCES.items()}[settings.task]
+        countdown_trace.build(data_dir, settings.train_size, settings.test_size, seed=seed, reward=reward)
     val_file = data_dir / f"val{settings.val_size}.parquet"
     if not val_file.exists():
         table = pq.read_table(data_dir / "test.parquet")
@@ -176,7 +186,7 @@ def train_command(
         *STRICT_END_REWARD_MANAGER,
         "trainer.logger=[console,file]",
         "trainer.project_name=deltal_compare",
-        f"trainer.experiment_name={run_name(method, seed)}",
+        f"trainer.experiment_name={run_name(settings.task, method, seed)}",
         f"trainer.total_training_steps={settings.steps}",
         "trainer.total_epochs=1000",
         "trainer.val_before_train=true",
@@ -193,22 +203,33 @@ class RunFailed(RuntimeError):
     """A training run exited with an error; the message names its log."""
 
 
-def _shared(settings: dict) -> dict:
-    # The settings a finished run must share with the current call (the method and seed lists may grow), in their
-    # JSON form so tuples and lists compare equal.
+def shared_settings(settings: dict) -> dict:
+    """The settings a finished run must share with the current call (the method and seed lists may grow), in their
+    JSON form so tuples and lists compare equal."""
     return json.loads(json.dumps({key: value for key, value in settings.items() if key not in ("methods", "seeds")}))
 
 
-def run_one(settings: CompareSettings, assets: SharedAssets, method: str, seed: int, runs_dir: Path) -> bool:
-    """Train one (method, seed) unless it already finished; return True when it ran now."""
-    name = run_name(method, seed)
+def run_one(
+    settings: CompareSettings,
+    assets: SharedAssets,
+    method: str,
+    seed: int,
+    runs_dir: Path,
+    keep_checkpoints: bool = False,
+) -> bool:
+    """Train one (method, seed) unless it already finished; return True when it ran now.
+
+    verl's checkpoints are deleted when the run ends unless ``keep_checkpoints`` (the runs save none unless an
+    override asks, e.g. ``trainer.save_freq=20 actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]``).
+    """
+    name = run_name(settings.task, method, seed)
     run_dir = runs_dir / name
     if (run_dir / DONE_NAME).exists():
         finished = json.loads((run_dir / DONE_NAME).read_text())["settings"]
-        if _shared(finished) != _shared(asdict(settings)):
+        if shared_settings(finished) != shared_settings(asdict(settings)):
             raise ValueError(
-                f"{name} in {runs_dir} finished with other settings ({_shared(finished)}); pass the same settings "
-                "to resume, or a new --out to start another experiment"
+                f"{name} in {runs_dir} finished with other settings ({shared_settings(finished)}); pass the same "
+                "settings to resume, or a new --out to start another experiment"
             )
         logger.info("%s finished before; skipping", name)
         return False
@@ -240,20 +261,21 @@ def run_one(settings: CompareSettings, assets: SharedAssets, method: str, seed: 
         shutil.rmtree(ray_tmp, ignore_errors=True)
     if result.returncode != 0:
         raise RunFailed(f"{name} exited with status {result.returncode}; see {run_dir / 'train.log'}")
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if not keep_checkpoints:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     record = {"method": method, "seed": seed, "wall_s": time.monotonic() - started, "settings": asdict(settings)}
     (run_dir / DONE_NAME).write_text(json.dumps(record, indent=2) + "\n")
     return True
 
 
-def run_all(settings: CompareSettings, out: Path, cache: Path) -> None:
+def run_all(settings: CompareSettings, out: Path, cache: Path, keep_checkpoints: bool = False) -> None:
     """Prepare the shared assets, then train every (method, seed) not finished yet, with a progress bar over runs."""
     assets = prepare(settings, cache)
     runs = [(method, seed) for seed in settings.seeds for method in settings.methods]
     with tqdm(runs, desc="compare runs", unit="run") as progress:
         for method, seed in progress:
-            progress.set_postfix_str(run_name(method, seed))
-            run_one(settings, assets, method, seed, out / "runs")
+            progress.set_postfix_str(run_name(settings.task, method, seed))
+            run_one(settings, assets, method, seed, out / "runs", keep_checkpoints)
 
 
 def finished_logs(out: Path) -> list[Path]:
@@ -275,8 +297,44 @@ def report(out: Path, target: float) -> str:
     frame.to_csv(out / "runs.csv", index=False)
     table = to_markdown(summary_frame(summarise(frame, target), target))
     (out / "summary.md").write_text(table)
-    plot_comparison(frame, out / "figures", TASK)
+    plot_comparison(frame, out / "figures", "/".join(sorted(frame["task"].unique())))
     return table
+
+
+# Named experiments: values for the flags below (explicit flags still win). ``evidence`` is the comparison of
+# docs/experiments.md (2026-12-03): the partial-credit trace task, whose lengths persist under RL, four methods
+# and four seeds; ``evidence-small`` shows the same comparison in under 30 minutes on 2 cores (a shorter warm start,
+# two methods, one seed, fewer and smaller steps), so it is a demonstration, not evidence.
+PRESETS: dict[str, dict[str, object]] = {
+    "evidence": {
+        "task": "countdown_trace_partial",
+        "methods": ("delta_l", "dr_grpo_norm", "dapo_norm", "grpo_norm"),
+        "seeds": (0, 1, 2, 3),
+        "warm_steps": 3000,
+        "steps": 40,
+        "prompts": 8,
+        "n": 8,
+        "lr": 2e-4,
+        "max_response_length": 448,
+        "test_freq": 5,
+        "val_size": 128,
+        "target": 0.3,
+    },
+    "evidence-small": {
+        "task": "countdown_trace_partial",
+        "methods": ("delta_l", "dr_grpo_norm"),
+        "seeds": (0,),
+        "warm_steps": 1000,
+        "steps": 12,
+        "prompts": 8,
+        "n": 8,
+        "lr": 2e-4,
+        "max_response_length": 448,
+        "test_freq": 4,
+        "val_size": 64,
+        "target": 0.2,
+    },
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,6 +349,10 @@ class CompareCommand:
     """Held-out accuracy for 'steps to target'."""
     plots_only: bool = False
     """Only export, table and plot the finished runs."""
+    keep_checkpoints: bool = False
+    """Keep the checkpoints a run saved (overrides after -- ask for them), e.g. for the variance lab."""
+    preset: str | None = field(default=None, metadata=option(choices=tuple(PRESETS)))
+    """A named experiment: sets every other flag's default (flags given explicitly still win)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,8 +389,18 @@ def check_settings(settings: CompareSettings) -> None:
         raise ValueError("--n must be >= 2: GRPO advantages need at least two responses per prompt")
 
 
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; with ``--preset``, parse again with the preset's values as the defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.preset is not None:
+        parser.set_defaults(**PRESETS[args.preset])
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     command = settings_from(args, CompareCommand)
     settings = settings_from(args, CompareSettings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -337,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = command.out.resolve()
         if not command.plots_only:
             out.mkdir(parents=True, exist_ok=True)
-            run_all(settings, out, command.cache.resolve())
+            run_all(settings, out, command.cache.resolve(), command.keep_checkpoints)
         table = report(out, command.target)
     except RunFailed as err:
         print(f"compare: {err}", file=sys.stderr)

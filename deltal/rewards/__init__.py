@@ -18,6 +18,8 @@ SCORERS: dict[str, str] = {
     "countdown": "deltal.rewards.countdown:compute_score",
     "countdown_easy": "deltal.rewards.countdown:compute_score_strict",
     "countdown_trace": "deltal.rewards.countdown_trace:compute_score",
+    "countdown_trace_full": "deltal.rewards.countdown_trace:compute_score_full",
+    "countdown_trace_partial": "deltal.rewards.countdown_trace:compute_score_partial",
     "open_reasoner_zero": "deltal.rewards.math:compute_score",
     "math500": "deltal.rewards.math:compute_score",
     "aime2024": "deltal.rewards.math:compute_score",

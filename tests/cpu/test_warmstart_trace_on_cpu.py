@@ -1,6 +1,7 @@
 """Warm-start data of the countdown_trace task: each example is the chat prompt plus the whole trace and answer, only
 the response is supervised, every response fits the token budget with its EOS, length buckets keep batches of
-similar lengths, and sampling reports lengths, truncation (scored 0) and the p10/p50/p90 spread."""
+similar lengths, sampling reports lengths, truncation (scored 0) and the p10/p50/p90 spread, and the figures give the
+accuracy under both trace rewards and the full-trace accuracy per depth bucket."""
 
 import random
 
@@ -15,6 +16,7 @@ from deltal.cpu.warmstart_trace import (
     length_percentiles,
     prompt_ids,
     sample_and_score,
+    sample_figures,
     training_pool,
 )
 from deltal.data import countdown_trace
@@ -76,6 +78,19 @@ def test_sampling_reports_lengths_and_scores_truncation_zero(trace_model):
         assert 1 <= sample["length"] <= 6
         if sample["truncated"]:
             assert sample["length"] == 6 and sample["score"] == 0.0 and sample["reason"] == "truncated"
+            assert sample["full_score"] == 0.0 and sample["full_reason"] == "truncated"
+    assert [sample["depth"] for sample in samples] == [countdown_trace.depth(*problem) for problem in problems]
+
+
+def test_figures_hold_both_rewards_and_the_full_trace_accuracy_by_depth():
+    def sample(depth, score, full_score, length):
+        return {"depth": depth, "score": score, "full_score": full_score, "length": length, "truncated": False}
+
+    samples = [sample(1, 1.0, 1.0, 20), sample(1, 1.0, 0.0, 22), sample(5, 1.0, 0.0, 80), sample(20, 0.0, 0.0, 300)]
+    figures = sample_figures(samples)
+    assert figures["accuracy_t1"] == 0.75 and figures["accuracy_t1_full_trace"] == 0.25
+    assert figures["accuracy_t1_full_trace_by_depth"] == {"1-1": 0.5, "4-7": 0.0, "16-28": 0.0}
+    assert figures["truncated_fraction_t1"] == 0.0 and figures["length_t1"]["max"] == 300
 
 
 def test_length_percentiles():
@@ -83,3 +98,10 @@ def test_length_percentiles():
     assert spread["p50"] == pytest.approx(50.5) and spread["p10"] == pytest.approx(10.9)
     assert spread["p90_over_p10"] == pytest.approx(90.1 / 10.9)
     assert countdown_trace.DEFAULT_MAX_DEPTH == 28
+
+
+def test_evaluate_only_without_a_model_or_problems_names_what_it_needs(tmp_path, capsys):
+    from deltal.cpu.warmstart_trace import main
+
+    assert main(["--assets", str(tmp_path / "a"), "--out", str(tmp_path / "none"), "--evaluate-only"]) == 2
+    assert "--evaluate-only needs --out (a saved model) and --exclude-parquet" in capsys.readouterr().err

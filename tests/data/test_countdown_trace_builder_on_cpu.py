@@ -1,5 +1,6 @@
 """The countdown_trace builder: a fixed search order, traces that stop at the first hit, seed-deterministic splits
-that do not overlap, and warm-start targets whose lengths span more than 10x (p90 over p10 on a small sample)."""
+that do not overlap, warm-start targets whose lengths span more than 10x (p90 over p10 on a small sample), and the
+full-trace reward's data: the same problems under the data source ``countdown_trace_full``."""
 
 import random
 
@@ -58,6 +59,20 @@ def test_builder_is_seed_deterministic_and_splits_do_not_overlap(tmp_path):
     truth = row["reward_model"]["ground_truth"]
     assert truth["depth"] == countdown_trace.depth(truth["numbers"], truth["target"])
     assert row["prompt"][0]["content"] == countdown_trace.prompt_text(truth["numbers"], truth["target"])
+
+
+def test_the_full_trace_reward_writes_the_same_problems_under_its_own_data_source(tmp_path, capsys):
+    last = countdown_trace.build(tmp_path / "last", train_size=30, test_size=10, seed=5)
+    full = countdown_trace.build(tmp_path / "full", train_size=30, test_size=10, seed=5, reward="full_trace")
+    for last_file, full_file in zip(last, full, strict=True):
+        last_rows, full_rows = read_parquet(last_file), read_parquet(full_file)
+        assert {row["data_source"] for row in full_rows} == {"countdown_trace_full"}
+        assert [{**row, "data_source": None} for row in last_rows] == [
+            {**row, "data_source": None} for row in full_rows
+        ]
+    with pytest.raises(SystemExit) as stopped:
+        countdown_trace.main(["--out", str(tmp_path / "x"), "--reward", "every_line"])
+    assert stopped.value.code == 2 and "full_trace" in capsys.readouterr().err
 
 
 def test_bad_sizes_and_numbers_are_refused(tmp_path):

@@ -58,10 +58,12 @@ run_limited() {
   local what="$1" where="$2" limit="${SETUP_STEP_TIMEOUT:-$3}" rc=0 pid
   shift 3
   # timeout leads a process group of its own (CMD and whatever CMD starts): it stops all of it at the limit, and
-  # Ctrl-C, which reaches setup.sh, stops that group too.
+  # Ctrl-C, which reaches setup.sh, stops that group too. The trap is set before the step starts, so a Ctrl-C that
+  # comes before `pid=$!` runs (a loaded machine) still stops the group: a background job's pid is its group's id.
+  trap 'for job in $(jobs -p); do kill -TERM -- "-$job" 2>/dev/null; done
+        echo "setup.sh: interrupted while $what" >&2; exit 130' INT TERM
   timeout -k 30 "$limit" "$@" &
   pid=$!
-  trap 'kill -TERM -- "-$pid" 2>/dev/null; echo "setup.sh: interrupted while $what" >&2; exit 130' INT TERM
   wait "$pid" || rc=$?
   trap - INT TERM
   if ((rc == 124 || rc == 137)) && [[ -z "$where" ]]; then

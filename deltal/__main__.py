@@ -28,7 +28,7 @@ class Command(NamedTuple):
 COMMANDS: list[Command] = [
     Command("train", "deltal.train", "train with verl and deltal (hydra overrides; DRY_RUN=1 prints the config)"),
     Command("quickstart", "deltal.quickstart", "summarise a CPU quickstart run: reward windows, curves PNG"),
-    Command("trl-quickstart", "deltal.trl.quickstart", "train the tiny CPU model with TRL's GRPOTrainer + ΔL"),
+    Command("trl-quickstart", "deltal.quickstart.trl", "train the tiny CPU model with TRL's GRPOTrainer + ΔL"),
     Command("data countdown", "deltal.data.countdown", "build the CountDown parquet files"),
     Command("data math", "deltal.data.math", "build the Math parquet files from local copies"),
     Command("analyze", "deltal.analysis", "export logs to a tidy table; paper tables, curves, Avg@k / Pass@k"),

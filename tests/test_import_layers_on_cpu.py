@@ -22,13 +22,19 @@ LAYERS: dict[str, int] = {
     "deltal": 0,
     "deltal.cli": 0,
     "deltal.config": 0,
+    # The flash-attn check: standard library and torch only, run by setup.sh and the launch scripts too.
+    "deltal.attention_kernels": 0,
     # The core (pure tensors) and what sits beside it.
     "deltal.algorithm": 1,
     "deltal.rewards": 1,
     "deltal.data": 1,
+    # Token sampling with a causal LM: the CPU rollout's engine, also the variance labs' and warm starts' sampler.
+    "deltal.sampling": 1,
     # The verl adapter, and the CPU plumbing that only its plugin turns on.
     "deltal.verl_adapter": 2,
     "deltal.cpu": 2,
+    # The TRL adapter: the ΔL weights on TRL's GRPOTrainer.
+    "deltal.trl": 2,
     # Analysis of tidy tables (method labels come from the adapter's method registry).
     "deltal.analysis": 3,
     # Entry points.

@@ -42,6 +42,7 @@ from deltal.algorithm import aggregation_coefficients, linear_combination_moment
 from deltal.analysis.variance_fit import PowerLawFit, alpha_override, corrected_variances, fit_power_law
 from deltal.analysis.variance_synthetic import aggregator_names, parse_alphas
 from deltal.cli import option
+from deltal.sampling import SamplingSettings, generate_batch
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def sample_continuations(
 ) -> list[torch.Tensor]:
     """``count`` responses to one prompt (P,), each cut after its first EOS (kept, as verl does): (L_i,) tensors.
 
-    On CPU this is the CPU rollout's own sampler (``deltal.cpu.sampling``, torch only, ~15x faster than
+    On CPU this is the CPU rollout's own sampler (``deltal.sampling``, torch only, ~15x faster than
     transformers' ``generate`` on the trace model's 448-token responses, docs/experiments.md 2026-12-03); elsewhere
     transformers' ``generate``.
     """
@@ -175,8 +176,6 @@ def sample_continuations(
     for start in range(0, count, batch_size):
         size = min(batch_size, count - start)
         if device.type == "cpu":
-            from deltal.cpu.sampling import SamplingSettings, generate_batch
-
             sampled = generate_batch(
                 model,
                 [prompt_ids.tolist()] * size,

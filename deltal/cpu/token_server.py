@@ -1,7 +1,7 @@
 """The ``deltal_hf`` rollout server: a Ray actor sampling from a transformers causal LM, batch by batch.
 
 ``HFTokenServer`` holds the model. Concurrent ``generate`` requests from verl's agent loop are collected for a few
-milliseconds and sampled as one batch (``deltal.cpu.sampling``), which is what makes CPU rollouts affordable; each
+milliseconds and sampled as one batch (``deltal.sampling``), which is what makes CPU rollouts affordable; each
 answer is verl's ``TokenOutput``, with per-token log-probs when asked. ``deltal.cpu.rollout`` launches one server
 per replica. Torch threads per server: env ``DELTAL_CPU_THREADS`` (default 1; more threads than free cores is far
 slower).
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import torch
     from verl.workers.rollout.replica import TokenOutput
 
-    from deltal.cpu.sampling import SampledResponse, SamplingSettings
+    from deltal.sampling import SampledResponse, SamplingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class HFTokenServer:
         """Sample one response for ``prompt_ids`` (batched with concurrent requests)."""
         from verl.workers.rollout.replica import TokenOutput
 
-        from deltal.cpu.sampling import SamplingSettings
+        from deltal.sampling import SamplingSettings
 
         if image_data is not None or video_data is not None:
             raise NotImplementedError("The deltal_hf CPU rollout serves text-only models; drop image/video inputs.")
@@ -143,7 +143,7 @@ class HFTokenServer:
 
     async def _run_batches(self) -> None:
         """Drain the pending requests in batches that share sampling settings; runs until none are left."""
-        from deltal.cpu.sampling import generate_batch
+        from deltal.sampling import generate_batch
 
         while self._pending:
             waited = 0.0

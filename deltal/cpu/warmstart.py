@@ -35,8 +35,8 @@ import torch
 from tqdm import tqdm
 
 from deltal.cli import add_options, settings_from
-from deltal.cpu.sampling import SamplingSettings, generate_batch
 from deltal.cpu.threads import cpu_threads
+from deltal.sampling import SamplingSettings, generate_batch
 
 logger = logging.getLogger(__name__)
 

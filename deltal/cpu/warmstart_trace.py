@@ -30,10 +30,10 @@ from tqdm import tqdm
 
 from deltal.cli import add_options, settings_from
 from deltal.cpu.assets import TinyModelSpec, build_tiny_assets
-from deltal.cpu.sampling import SamplingSettings, generate_batch
 from deltal.cpu.threads import cpu_threads
 from deltal.cpu.warmstart import MANIFEST_NAME, cached_warm_start, read_instances, response_loss, warm_start_manifest
 from deltal.data import countdown_trace
+from deltal.sampling import SamplingSettings, generate_batch
 
 logger = logging.getLogger(__name__)
 

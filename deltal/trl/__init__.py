@@ -9,7 +9,7 @@
 (``loss_type`` defaults to ``dr_grpo``, the constant denominator ΔL needs); ``DeltaLGRPOTrainer`` multiplies the
 advantages of each generation batch by the ΔL weights (``deltal.trl.trainer``). ``deltal_reward`` scores completions
 of deltal's datasets with deltal's rewards. Needs the ``trl`` extra (``pip install 'deltal[trl]'``). CPU example:
-``deltal trl-quickstart`` (``deltal.trl.quickstart``); ``docs/trl.md`` has the details.
+``deltal trl-quickstart`` (``deltal.quickstart.trl``); ``docs/trl.md`` has the details.
 
 The names are loaded on first use, so ``deltal trl-quickstart --help`` and the reward need no TRL import.
 """

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import deltal.cpu.sampling as sampling
+import deltal.sampling as sampling
 from deltal.cpu.token_server import HFTokenServer
 
 
@@ -30,7 +30,7 @@ def batch_sizes(monkeypatch):
         sizes.append(len(prompts))
         return real_generate_batch(model, prompts, *args)
 
-    # The server looks generate_batch up in deltal.cpu.sampling at each batch (its imports are deferred).
+    # The server looks generate_batch up in deltal.sampling at each batch (its imports are deferred).
     monkeypatch.setattr(sampling, "generate_batch", counting_generate_batch)
     return sizes
 

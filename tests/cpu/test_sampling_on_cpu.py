@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from deltal.cpu.sampling import SamplingSettings, generate_batch, sample_next_tokens
+from deltal.sampling import SamplingSettings, generate_batch, sample_next_tokens
 
 
 @pytest.fixture(scope="module")

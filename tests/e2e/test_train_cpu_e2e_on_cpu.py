@@ -25,7 +25,7 @@ import pytest
 from deltal.cli import settings_from
 from deltal.experiments.compare import CompareSettings, build_parser, prepare, run_name, train_command
 
-RUN = run_name("delta_l", 0)
+RUN = run_name(CompareSettings.task, "delta_l", 0)
 
 
 def _records(path: Path) -> dict[int, dict]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from deltal.data.countdown import build
-from deltal.trl.quickstart import main
+from deltal.quickstart.trl import main
 
 STEPS = 3
 

@@ -9,7 +9,8 @@ Log-probs are taken from the temperature-scaled, untruncated distribution, ``log
 what verl's actor computes for the same tokens (``old_log_prob``), so rollout-vs-actor diagnostics compare like
 with like. Under greedy decoding (T=0) they are ``log_softmax(logits)``.
 
-No command line; used by ``deltal.cpu.token_server``.
+No command line. It sits below both of its users: the CPU rollout (``deltal.cpu.token_server``) and warm starts, and
+the variance labs (``deltal.analysis.variance_model``), which sample with it on CPU (docs/layers.md).
 """
 
 from __future__ import annotations

@@ -229,8 +229,10 @@ def check_environment_names(names: list[str]) -> list[str]:
 def run_help(target: str, argv: list[str], *, module: bool) -> tuple[int, str]:
     """``target <argv> --help`` in this process (a module as ``python -m`` runs it, or a script): (exit, output)."""
     out = io.StringIO()
-    saved = sys.argv[:]
+    saved, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [target, *argv, "--help"]
+    if not module:  # python puts a script's own folder first on sys.path (benchmarks import their neighbours)
+        sys.path.insert(0, str(Path(target).resolve().parent))
     code = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), warnings.catch_warnings():
@@ -243,7 +245,7 @@ def run_help(target: str, argv: list[str], *, module: bool) -> tuple[int, str]:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
-        sys.argv = saved
+        sys.argv, sys.path[:] = saved, saved_path
     return code, out.getvalue()
 
 

@@ -155,4 +155,5 @@ def test_verls_get_router_handle_starts_the_router_in_a_process_without_verl_or_
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "server-0 True CPURequestRouter []"
+    # Ray may print its own lines (an autoscaler note about the 64-CPU request) around the one printed here.
+    assert "server-0 True CPURequestRouter []" in result.stdout.splitlines(), result.stdout[-3000:]

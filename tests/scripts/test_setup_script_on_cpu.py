@@ -195,7 +195,17 @@ def setup_sh(tmp_path, write_flash_attn_state):
         }
         command = ["bash", str(SETUP), *args]
         if background:
-            return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=PIPE, stderr=PIPE, text=True)
+            # SIGINT as a terminal leaves it: a suite started in the background (`pytest &` in a script) ignores
+            # SIGINT, its children inherit that, and a shell cannot trap a signal ignored when it started.
+            return subprocess.Popen(
+                command,
+                cwd=tmp_path,
+                env=env,
+                stdout=PIPE,
+                stderr=PIPE,
+                text=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
         return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
     return run

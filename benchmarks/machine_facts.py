@@ -1,10 +1,10 @@
 """The machine facts a CPU benchmark figure depends on, and a short calibration, so figures from two boxes compare.
 
 The same quickstart step measured 2.8 s on one 2-vCPU box, 4.6 s on another and 7.3 s on a third
-(docs/cpu-step-profile.md, "Why the step figure differs between boxes"). What differs is in these facts: the CPU and its vector units, whether
-the two vCPUs are two cores or two hyperthreads of one, cgroup limits, what Ray and torch think the CPU count
-is, and how fast the Python build runs pure Python (most of a step's CPU time is Python in Ray, TransferQueue
-and verl). The calibration measures, in fresh processes, what a step is made of:
+(docs/cpu-step-profile.md, "Why the step figure differs between boxes"). What differs is in these facts: the CPU
+and its vector units, whether the two vCPUs are two cores or two hyperthreads of one, cgroup limits, what Ray and
+torch think the CPU count is, and how fast the Python build runs pure Python (most of a step's CPU time is Python in
+Ray, TransferQueue and verl). The calibration measures, in fresh processes, what a step is made of:
 
 * ``python``: a pure-Python loop (dicts, ints, strings), alone and in two processes at once;
 * ``matmul``: a 512 × 512 fp32 GEMM, one thread, two threads, and two one-thread processes at once;

@@ -239,8 +239,10 @@ def calibrate() -> dict[str, str]:
     }
 
 
-def print_facts(calibration: bool = True, file=sys.stdout) -> dict[str, str]:
-    """Print the facts (and the calibration) as ``name: value`` lines; return them."""
+def print_facts(calibration: bool = True, file=None) -> dict[str, str]:
+    """Print the facts (and the calibration) as ``name: value`` lines to ``file`` (standard output as it is at the
+    call, not at import); return them."""
+    file = file if file is not None else sys.stdout
     lines = machine_facts()
     with open("/proc/loadavg") as handle:
         lines["load average"] = " ".join(handle.read().split()[:3])

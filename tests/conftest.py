@@ -1,5 +1,6 @@
 """Shared test setup: every cache and Ray session inside temporary directories (never under ``~``), and the one
-training run the end-to-end tests share."""
+training run the end-to-end tests share (tests/shared_run.py), started in the background when one of them is
+selected."""
 
 import os
 import shutil
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from shared_run import FOLDER_VARIABLE, SharedRun
 
 # Set before anything imports datasets/transformers/ray in this process or its children.
 _CACHE_ROOT = tempfile.mkdtemp(prefix="deltal-test-cache-")
@@ -65,14 +67,44 @@ def write_flash_attn_state():
     return write
 
 
+def is_controller(config) -> bool:
+    """True in the process that runs the session (pytest-xdist's controller, or pytest alone), not in a worker."""
+    return not hasattr(config, "workerinput")
+
+
+# A worker per usable CPU, at most this many: each imports torch and a few start Ray clusters, and the suite has
+# too few slow tests to keep more busy.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+
+
+def pytest_configure(config):
+    if is_controller(config):
+        # Workers inherit the environment when they start, after this.
+        os.environ[FOLDER_VARIABLE] = tempfile.mkdtemp(prefix="deltal-shared-run-")
+
+
+def shared_run() -> SharedRun:
+    return SharedRun(Path(os.environ[FOLDER_VARIABLE]))
+
+
 def pytest_sessionfinish(session, exitstatus):
+    if is_controller(session.config):
+        shared_run().stop()
+        shutil.rmtree(os.environ[FOLDER_VARIABLE], ignore_errors=True)
     shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` need CUDA; without it they are skipped with a reason, never failed."""
+    """Tests marked ``gpu`` need CUDA; without it they are skipped with a reason, never failed. The shared run starts
+    now if a selected test reads it."""
     import torch
 
+    if not config.option.collectonly and any("compare_delta_l_run" in item.fixturenames for item in items):
+        shared_run().start("deltal.experiments.compare", shared_compare_experiment().args("--methods", "delta_l"))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (none here)")
@@ -106,19 +138,23 @@ class CompareExperiment:
         ]
 
 
+def shared_compare_experiment() -> CompareExperiment:
+    root = Path(os.environ[FOLDER_VARIABLE]) / "compare"
+    return CompareExperiment(out=root / "out", cache=root / "cache", checkpoints=root / "checkpoints")
+
+
 @pytest.fixture(scope="session")
-def compare_delta_l_run(tmp_path_factory) -> CompareExperiment:
+def compare_delta_l_run() -> CompareExperiment:
     """The one delta_l training run of the suite's end-to-end tests, trained once per session.
 
     ``deltal.experiments.compare`` trains it (``python -m deltal.train backend=cpu method=delta_l``, 2 steps, with
-    validation before training and a checkpoint at step 2). Its tests check different things of this same run:
-    tests/experiments the experiment tool (resume, tables, figures; it adds a second method), tests/e2e the
-    trainer (ΔL metrics of each step, the checkpoint, and a resume from it). A pipeline launch costs about a minute
-    of start-up on 2 cores, so sharing it keeps the suite short.
+    validation before training and a checkpoint at step 2), in the background from the start of the session
+    (tests/shared_run.py). Its tests check different things of this same run: tests/experiments the experiment tool
+    (resume, tables, figures; it adds a second method), tests/e2e the trainer (ΔL metrics of each step, the
+    checkpoint, and a resume from it). A pipeline launch costs about a minute of start-up on 2 cores, so sharing it
+    keeps the suite short.
     """
-    from deltal.experiments.compare import main
-
-    root = tmp_path_factory.mktemp("compare")
-    experiment = CompareExperiment(out=root / "out", cache=root / "cache", checkpoints=root / "checkpoints")
-    assert main(experiment.args("--methods", "delta_l")) == 0
-    return experiment
+    run = shared_run()
+    assert run.started(), "the shared run starts when a test that reads it is collected"
+    run.wait()
+    return shared_compare_experiment()

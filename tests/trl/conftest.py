@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from deltal.cpu.assets import build_tiny_assets
 from deltal.cpu.warmstart import WarmStartSettings, warm_start
@@ -27,6 +27,18 @@ SHORT_WARM_START = WarmStartSettings(steps=30, batch_size=32, warmup_steps=5, pr
 def tiny_model_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("trl_assets")
     return warm_start(build_tiny_assets(root / "tiny", seed=0), root / "warm30", SHORT_WARM_START)
+
+
+class GradientAtOptimizerStep(TrainerCallback):
+    """Copies every parameter's gradient right before the (first) optimizer step."""
+
+    def __init__(self, model):
+        self.model = model
+        self.gradients: list[torch.Tensor] | None = None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.gradients is None:
+            self.gradients = [parameter.grad.detach().clone() for parameter in self.model.parameters()]
 
 
 def load_model(model_dir: Path, dtype: torch.dtype = torch.float64):

@@ -14,25 +14,12 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import cpu_config, load_model, make_trainer, scripted_rollout
-from transformers import TrainerCallback
+from conftest import GradientAtOptimizerStep, cpu_config, load_model, make_trainer, scripted_rollout
 
 from deltal.trl.rewards import completion_text
 
 COMPLETIONS = 8
 MAX_LENGTH = 16
-
-
-class GradientAtOptimizerStep(TrainerCallback):
-    """Copies every parameter's gradient right before the (first) optimizer step."""
-
-    def __init__(self, model):
-        self.model = model
-        self.gradients: list[torch.Tensor] | None = None
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self.gradients is None:
-            self.gradients = [parameter.grad.detach().clone() for parameter in self.model.parameters()]
 
 
 def text_reward(completions, **kwargs):

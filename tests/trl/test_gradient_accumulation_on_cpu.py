@@ -13,26 +13,13 @@ each micro-batch; measured 0.29 of a tensor's scale between 1 and 4 accumulation
 
 import pytest
 import torch
-from conftest import countdown_prompts, cpu_config, load_model, make_trainer
-from transformers import TrainerCallback
+from conftest import GradientAtOptimizerStep, countdown_prompts, cpu_config, load_model, make_trainer
 from trl import GRPOConfig, GRPOTrainer
 
 from deltal.trl.rewards import completion_text
 
 COMPLETIONS = 8
 TOLERANCE = 1e-6
-
-
-class GradientAtOptimizerStep(TrainerCallback):
-    """Copies every parameter's gradient right before the (first) optimizer step."""
-
-    def __init__(self, model):
-        self.model = model
-        self.gradients: list[torch.Tensor] | None = None
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self.gradients is None:
-            self.gradients = [parameter.grad.detach().clone() for parameter in self.model.parameters()]
 
 
 def one_step(model_dir, out, accumulation: int, loss_type: str | None = None, **fields):

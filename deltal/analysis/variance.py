@@ -27,7 +27,13 @@ from pathlib import Path
 
 from deltal.analysis.variance_batch import BatchLabConfig, run_batch_lab, write_outputs
 from deltal.analysis.variance_fit import PowerLawFit, describe_fit
-from deltal.analysis.variance_model import LinearFit, ModelLabConfig, plot_variance_vs_length, run_model_lab
+from deltal.analysis.variance_model import (
+    LinearFit,
+    ModelLabConfig,
+    model_label,
+    plot_variance_vs_length,
+    run_model_lab,
+)
 from deltal.analysis.variance_synthetic import SyntheticConfig, plot_synthetic, run_synthetic
 from deltal.cli import add_options, settings_from
 
@@ -79,7 +85,7 @@ def run_model_mode(args: argparse.Namespace) -> None:
     per_response.to_csv(args.out / "responses.csv", index=False)
     moments.to_csv(args.out / "aggregators.csv", index=False)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    title = f"{Path(summary['model']).name}: N={summary['num_responses']}, {summary['num_params']} params"
+    title = f"{model_label(summary['model'])}: N={summary['num_responses']}, {summary['num_params']} params"
     plot_variance_vs_length(per_response, _fit_from(summary), title, args.out / "variance_vs_length.png")
     print(
         f"slope {summary['slope']:.4g}, intercept {summary['intercept']:.4g}, R² {summary['r2']:.3f} over "

@@ -48,6 +48,7 @@ from deltal.analysis.variance_model import (
     encode_prompt,
     linear_fit,
     load_model_and_tokenizer,
+    model_label,
     plot_variance_vs_length,
     resolve_max_new_tokens,
     response_gradients,
@@ -300,5 +301,5 @@ def write_outputs(per_response: pd.DataFrame, moments: pd.DataFrame, summary: di
     moments.to_csv(out / "aggregators.csv", index=False)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     fit = LinearFit(slope=summary["slope"], intercept=summary["intercept"], r2=summary["r2"])
-    title = f"{Path(summary['model']).name}: {summary['prompts_kept']} prompts, {summary['num_responses']} responses"
+    title = f"{model_label(summary['model'])}: {summary['prompts_kept']} prompts, {summary['num_responses']} responses"
     plot_variance_vs_length(per_response, fit, title, out / "variance_vs_length.png")

@@ -344,6 +344,21 @@ def aggregator_moments(
     return pd.DataFrame(rows)
 
 
+# Folders verl writes below a checkpoint's step folder; they say nothing about which model it is.
+CHECKPOINT_INNER_FOLDERS = ("huggingface", "actor")
+
+
+def model_label(model: str) -> str:
+    """A figure title's name for ``model``: a folder's own name, or ``<run> global_step_<n>`` for a verl checkpoint
+    (``<run>/checkpoints/global_step_<n>/actor/huggingface``), whose last folder is always ``huggingface``."""
+    path = Path(model)
+    while path.name in CHECKPOINT_INNER_FOLDERS and path.parent != path:
+        path = path.parent
+    if path.name.startswith("global_step_") and path.parent.name == "checkpoints":
+        return f"{path.parent.parent.name} {path.name}"
+    return path.name
+
+
 def load_model_and_tokenizer(config: ModelLabConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Load the model (fp32 on CPU, the checkpoint's dtype elsewhere), its tokenizer, and return its path too."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

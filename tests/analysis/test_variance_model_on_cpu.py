@@ -24,6 +24,7 @@ from deltal.analysis.variance_model import (
     default_param_pattern,
     linear_fit,
     load_model_and_tokenizer,
+    model_label,
     response_gradients,
     sample_responses,
     select_parameters,
@@ -128,3 +129,10 @@ def test_a_params_regex_matching_nothing_names_the_fix(tiny_model_dir):
     model, _, _ = load_model_and_tokenizer(ModelLabConfig(model=str(tiny_model_dir)))
     with pytest.raises(ValueError, match="fix the regex"):
         select_parameters(model, r"no_such_layer")
+
+
+def test_a_verl_checkpoint_is_named_by_its_run_and_step_not_by_its_last_folder():
+    checkpoint = "out/runs/countdown__delta_l__seed0/checkpoints/global_step_20/actor/huggingface"
+    assert model_label(checkpoint) == "countdown__delta_l__seed0 global_step_20"
+    assert model_label("/cache/assets/tiny-qwen2-trace-seed0-warm3000") == "tiny-qwen2-trace-seed0-warm3000"
+    assert model_label("models/huggingface") == "models"  # a folder that only ends like a checkpoint

@@ -118,9 +118,9 @@ def test_health_reports_ready_workers_and_timeouts(math_server):
     assert body["hard_timeout_s"] == HARD_TIMEOUT_S
 
 
-def test_verify_matches_the_equivalence_table_in_order(math_server):
+def test_verify_matches_the_equivalence_table_in_order(patient_math_server):
     assert len(EQUIVALENCE_TABLE) >= 40
-    results = verify(math_server, [(pred, gold) for pred, gold, _ in EQUIVALENCE_TABLE])
+    results = verify(patient_math_server, [(pred, gold) for pred, gold, _ in EQUIVALENCE_TABLE])
     wrong = [
         (pred, gold, expected, result)
         for (pred, gold, expected), result in zip(EQUIVALENCE_TABLE, results, strict=True)
@@ -132,14 +132,14 @@ def test_verify_matches_the_equivalence_table_in_order(math_server):
         assert (result["status"] == "equal") is result["equal"]
 
 
-def test_verify_scores_currency_units_percent_and_thousands(math_server):
-    results = verify(math_server, [(pred, gold) for pred, gold, _ in EVERYDAY_TABLE])
+def test_verify_scores_currency_units_percent_and_thousands(patient_math_server):
+    results = verify(patient_math_server, [(pred, gold) for pred, gold, _ in EVERYDAY_TABLE])
     assert [result["equal"] for result in results] == [expected for _, _, expected in EVERYDAY_TABLE]
 
 
 @pytest.mark.parametrize(("prediction", "gold", "expected"), EVERYDAY_TABLE)
-def test_is_equal_scores_currency_units_percent_and_thousands(math_server, prediction, gold, expected):
-    response = post(math_server, "/is_equal", json={"str1": prediction, "str2": gold})
+def test_is_equal_scores_currency_units_percent_and_thousands(patient_math_server, prediction, gold, expected):
+    response = post(patient_math_server, "/is_equal", json={"str1": prediction, "str2": gold})
     assert response.json()["equal"] is expected
 
 

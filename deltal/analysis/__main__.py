@@ -4,6 +4,7 @@
         [--generations RUN=DIR ...]       # exact Avg@k/Pass@k from trainer.validation_data_dir dumps
     python -m deltal.analysis table --kind countdown|math|monotonicity runs.csv [--out table.md]
     python -m deltal.analysis curves runs.csv --task countdown|math --out DIR
+    python -m deltal.analysis drift --base MODEL_DIR CHECKPOINT... [--out drift.csv]   # how far runs moved
 
 See deltal/analysis/README.md for what each command reads and writes.
 """
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from deltal.analysis.comparison import to_markdown
 from deltal.analysis.generations import load_generations, parse_generation_source
 from deltal.analysis.logs import load_file_logs, load_wandb_runs, read_tidy_csv
 from deltal.analysis.metrics import MATH_QUESTION_COUNTS, TASKS, parse_counts
 from deltal.analysis.plots import plot_curves
 from deltal.analysis.tables import TABLE_KINDS, build_table
+from deltal.analysis.weight_drift import weight_drift
 from deltal.cli import add_options, option, settings_from
 
 
@@ -84,6 +87,18 @@ class CurvesSettings(ScoreSettings):
     """Directory for the PNGs."""
     smooth: int = 1
     """Rolling-mean window for training curves (1 = raw)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftSettings:
+    """How far each checkpoint's weights moved from a base model (L2 distance over all weights)."""
+
+    checkpoints: list[Path] = field(default_factory=list, metadata=option(positional=True))
+    """Hugging Face model folders, or verl checkpoints (global_step_<n>) saved with hf_model."""
+    base: Path
+    """The model the runs started from (for deltal compare: the warm-start folder under .deltal/assets)."""
+    out: Path | None = None
+    """CSV to write (default: print the table only)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,8 +170,24 @@ def run_curves(settings: CurvesSettings) -> None:
         print(f"wrote {path}")
 
 
-SUBCOMMANDS: dict[str, type] = {"export": ExportSettings, "table": TableSettings, "curves": CurvesSettings}
-RUNNERS = {"export": run_export, "table": run_table, "curves": run_curves}
+def run_drift(settings: DriftSettings) -> None:
+    if not settings.checkpoints:
+        raise ValueError("drift needs at least one checkpoint folder after the options")
+    table = weight_drift(settings.base, settings.checkpoints)
+    print(to_markdown(table.map(lambda value: f"{value:.4g}" if isinstance(value, float) else value)), end="")
+    if settings.out is not None:
+        settings.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(settings.out, index=False)
+        print(f"wrote {settings.out}")
+
+
+SUBCOMMANDS: dict[str, type] = {
+    "export": ExportSettings,
+    "table": TableSettings,
+    "curves": CurvesSettings,
+    "drift": DriftSettings,
+}
+RUNNERS = {"export": run_export, "table": run_table, "curves": run_curves, "drift": run_drift}
 
 
 def main(argv: list[str] | None = None) -> int:

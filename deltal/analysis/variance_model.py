@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from deltal.algorithm import aggregation_coefficients, linear_combination_moments
+from deltal.analysis.checkpoints import VERL_HF_FOLDER
 from deltal.analysis.variance_fit import PowerLawFit, alpha_override, corrected_variances, fit_power_law
 from deltal.analysis.variance_synthetic import aggregator_names, parse_alphas
 from deltal.cli import option
@@ -345,7 +346,7 @@ def aggregator_moments(
 
 
 # Folders verl writes below a checkpoint's step folder; they say nothing about which model it is.
-CHECKPOINT_INNER_FOLDERS = ("huggingface", "actor")
+CHECKPOINT_INNER_FOLDERS = VERL_HF_FOLDER.parts
 
 
 def model_label(model: str) -> str:

@@ -14,19 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-# Where verl 0.9.1 writes the Hugging Face copy of the actor inside a checkpoint (checkpoint.save_contents=[hf_model]).
-VERL_HF_FOLDER = Path("actor") / "huggingface"
-
-
-def model_folder(path: Path) -> Path:
-    """The folder holding the weights: ``path`` itself, or the Hugging Face copy inside a verl ``global_step_<n>``."""
-    for folder in (path, path / VERL_HF_FOLDER):
-        if any(folder.glob("*.safetensors")):
-            return folder
-    raise FileNotFoundError(
-        f"{path} holds no *.safetensors weights: pass a Hugging Face model folder or a verl checkpoint "
-        f"(global_step_<n>) saved with actor_rollout_ref.actor.checkpoint.save_contents including hf_model"
-    )
+from deltal.analysis.checkpoints import model_folder
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -28,12 +28,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm import tqdm
 
 from deltal.cli import add_options, settings_from
 from deltal.experiments import compare
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -230,9 +234,10 @@ def to_markdown(table: pd.DataFrame) -> str:
     return markdown_of(pd.DataFrame.from_records(records, columns=["method", *columns]).fillna("–"))
 
 
-def plot_frontier(table: pd.DataFrame, base_prompts: int, path: Path) -> Path:
+def frontier_figure(table: pd.DataFrame, base_prompts: int) -> Figure:
     """Plateau accuracy against the learning rate, one line per method; other batch sizes as open markers."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
 
     from deltal.analysis.tables import method_label, method_order
 
@@ -263,13 +268,24 @@ def plot_frontier(table: pd.DataFrame, base_prompts: int, path: Path) -> Path:
                 label=f"{method_label(method)} (P={row.prompts})",
             )
     axes.set_xscale("log")
+    # A tick at each learning rate of the grid and no minor ticks: the log axis's default minor labels (2e-4, 3e-4,
+    # 4e-4, ...) overlap on a grid that spans one decade or so.
+    lrs = sorted(table["lr"].unique())
+    axes.xaxis.set_major_locator(FixedLocator(lrs))
+    axes.set_xticklabels([f"{lr:g}" for lr in lrs])
+    axes.xaxis.set_minor_locator(NullLocator())
     axes.set_xlabel("actor learning rate")
     axes.set_ylabel("plateau held-out accuracy")
     axes.set_title("stability frontier")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
+    return figure
+
+
+def plot_frontier(table: pd.DataFrame, base_prompts: int, path: Path) -> Path:
+    """Save frontier_figure as a PNG at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    frontier_figure(table, base_prompts).savefig(path, dpi=120)
     return path
 
 

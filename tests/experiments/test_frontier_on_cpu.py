@@ -141,3 +141,13 @@ def test_a_resume_with_other_settings_stops_and_plots_only_needs_a_grid(grid_dir
     with pytest.raises(ValueError, match="other settings"):
         frontier.save_grid(grid_dir, frontier.FrontierGrid(lrs=(1e-4,)), compare.CompareSettings(prompts=8))
     assert frontier.main(["--out", str(tmp_path / "empty"), "--plots-only"]) == 2
+
+
+def test_the_figure_ticks_each_learning_rate_of_the_grid_and_nothing_between(grid_dir):
+    frontier.report(grid_dir, plateau_evals=2)
+    figure = frontier.frontier_figure(pd.read_csv(grid_dir / "frontier.csv"), base_prompts=8)
+    axis = figure.axes[0].xaxis
+    assert list(axis.get_majorticklocs()) == pytest.approx([1e-4, 1e-3])
+    assert [label.get_text() for label in axis.get_majorticklabels()] == ["0.0001", "0.001"]
+    # The log axis's default minor ticks (2e-4, 3e-4, ...) are what overlapped.
+    assert list(axis.get_minorticklocs()) == []

@@ -5,6 +5,7 @@
     python -m deltal.analysis table --kind countdown|math|monotonicity runs.csv [--out table.md]
     python -m deltal.analysis curves runs.csv --task countdown|math --out DIR
     python -m deltal.analysis drift --base MODEL_DIR CHECKPOINT... [--out drift.csv]   # how far runs moved
+    python -m deltal.analysis seeds PER_RUN.csv [--figures best,plateau] [--out table.md]  # mean ± std, Welch's t
 
 See deltal/analysis/README.md for what each command reads and writes.
 """
@@ -24,6 +25,7 @@ from deltal.analysis.generations import load_generations, parse_generation_sourc
 from deltal.analysis.logs import load_file_logs, load_wandb_runs, read_tidy_csv
 from deltal.analysis.metrics import MATH_QUESTION_COUNTS, TASKS, parse_counts
 from deltal.analysis.plots import plot_curves
+from deltal.analysis.seed_table import seed_table
 from deltal.analysis.tables import TABLE_KINDS, build_table
 from deltal.analysis.weight_drift import weight_drift
 from deltal.cli import add_options, option, settings_from
@@ -99,6 +101,20 @@ class DriftSettings:
     """The model the runs started from (for deltal compare: the warm-start folder under .deltal/assets)."""
     out: Path | None = None
     """CSV to write (default: print the table only)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeedsSettings:
+    """Mean ± std over seeds and Welch's t against a reference method, from a CSV of one row per run."""
+
+    csv: Path = field(metadata=option(positional=True))
+    """CSV with columns method, seed and one numeric column per figure (other columns are ignored)."""
+    figures: tuple[str, ...] = ("best_accuracy", "plateau_accuracy")
+    """The figure columns to table (comma-separated)."""
+    reference: str = "delta_l"
+    """Method every other one is tested against."""
+    out: Path | None = None
+    """Markdown file to write (default: print)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,13 +197,26 @@ def run_drift(settings: DriftSettings) -> None:
         print(f"wrote {settings.out}")
 
 
+def run_seeds(settings: SeedsSettings) -> None:
+    if not settings.csv.is_file():
+        raise FileNotFoundError(f"{settings.csv} does not exist; pass the per-run CSV (method, seed, figures)")
+    markdown = to_markdown(seed_table(pd.read_csv(settings.csv), settings.figures, settings.reference))
+    if settings.out is None:
+        print(markdown, end="")
+    else:
+        settings.out.parent.mkdir(parents=True, exist_ok=True)
+        settings.out.write_text(markdown)
+        print(f"wrote {settings.out}")
+
+
 SUBCOMMANDS: dict[str, type] = {
     "export": ExportSettings,
     "table": TableSettings,
     "curves": CurvesSettings,
     "drift": DriftSettings,
+    "seeds": SeedsSettings,
 }
-RUNNERS = {"export": run_export, "table": run_table, "curves": run_curves, "drift": run_drift}
+RUNNERS = {"export": run_export, "table": run_table, "curves": run_curves, "drift": run_drift, "seeds": run_seeds}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,10 +168,21 @@ def summarise(
     return rows
 
 
-def welch_tests(rows: list[SummaryRow], reference: str = REFERENCE_METHOD) -> list[WelchTest]:
-    """Welch's t of every other method's best and plateau accuracy against ``reference``'s (empty without it)."""
+def welch(ours: list[float], theirs: list[float]) -> tuple[float, float]:
+    """Welch's t of ``ours`` against ``theirs`` and its two-sided p value; NaN, NaN when a side has < 2 values."""
     from scipy.stats import ttest_ind
 
+    if len(ours) < 2 or len(theirs) < 2:
+        return math.nan, math.nan
+    with warnings.catch_warnings():
+        # scipy warns when one side's seeds agree exactly (zero variance); Welch's t is still defined.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = ttest_ind(ours, theirs, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def welch_tests(rows: list[SummaryRow], reference: str = REFERENCE_METHOD) -> list[WelchTest]:
+    """Welch's t of every other method's best and plateau accuracy against ``reference``'s (empty without it)."""
     by_method = {row.method: row for row in rows}
     if reference not in by_method:
         return []
@@ -180,19 +191,13 @@ def welch_tests(rows: list[SummaryRow], reference: str = REFERENCE_METHOD) -> li
         if row.method == reference:
             continue
         for figure in ("best_accuracy", "plateau_accuracy"):
-            ours, theirs = getattr(row, figure), getattr(by_method[reference], figure)
-            if len(ours) < 2 or len(theirs) < 2:
-                tests.append(WelchTest(row.method, figure, math.nan, math.nan))
-                continue
-            with warnings.catch_warnings():
-                # scipy warns when one side's seeds agree exactly (zero variance); Welch's t is still defined.
-                warnings.simplefilter("ignore", RuntimeWarning)
-                result = ttest_ind(ours, theirs, equal_var=False)
-            tests.append(WelchTest(row.method, figure, float(result.statistic), float(result.pvalue)))
+            t, p = welch(getattr(row, figure), getattr(by_method[reference], figure))
+            tests.append(WelchTest(row.method, figure, t, p))
     return tests
 
 
-def _mean_std(values: list[float], digits: int) -> str:
+def mean_std(values: list[float], digits: int) -> str:
+    """``mean ± std`` over the finite values (population std, as over seeds), the value alone for one run."""
     finite = [value for value in values if not math.isnan(value)]
     if not finite:
         return "n/a"
@@ -208,13 +213,14 @@ def _quantile_cell(per_run: list[tuple[float, float, float]]) -> str:
     return "/".join(f"{value:.0f}" for value in np.mean(finite, axis=0))
 
 
+def welch_text(t: float, p: float) -> str:
+    """A Welch test as a table cell; n/a when it was not defined (a side with < 2 seeds)."""
+    return "n/a" if math.isnan(t) else f"t = {t:.2f}, p = {p:.2f}"
+
+
 def _welch_cell(tests: dict[tuple[str, str], WelchTest], method: str, figure: str) -> str:
     test = tests.get((method, figure))
-    if test is None:
-        return "–"
-    if math.isnan(test.t):
-        return "n/a"
-    return f"t = {test.t:.2f}, p = {test.p:.2f}"
+    return "–" if test is None else welch_text(test.t, test.p)
 
 
 def summary_frame(rows: list[SummaryRow], target: float, reference: str = REFERENCE_METHOD) -> pd.DataFrame:
@@ -228,15 +234,15 @@ def summary_frame(rows: list[SummaryRow], target: float, reference: str = REFERE
             {
                 "method": method_label(row.method),
                 "seeds": row.seeds,
-                "best_accuracy": _mean_std(row.best_accuracy, 3),
-                "plateau_accuracy": _mean_std(row.plateau_accuracy, 3),
+                "best_accuracy": mean_std(row.best_accuracy, 3),
+                "plateau_accuracy": mean_std(row.plateau_accuracy, 3),
                 f"steps_to_{target:g}": steps,
-                "monotonicity": _mean_std(row.monotonicity, 2),
-                "final_length": _mean_std(row.final_length, 1),
+                "monotonicity": mean_std(row.monotonicity, 2),
+                "final_length": mean_std(row.final_length, 1),
                 "length_p10/p50/p90_first_to_last": f"{_quantile_cell(row.length_first)} → "
                 f"{_quantile_cell(row.length_last)}",
-                "cv_ratio_first_to_last": f"{_mean_std(row.cv_ratio_first, 2)} → {_mean_std(row.cv_ratio_last, 2)}",
-                "grad_norm": _mean_std(row.grad_norm, 4),
+                "cv_ratio_first_to_last": f"{mean_std(row.cv_ratio_first, 2)} → {mean_std(row.cv_ratio_last, 2)}",
+                "grad_norm": mean_std(row.grad_norm, 4),
                 f"welch_best_vs_{reference}": _welch_cell(tests, row.method, "best_accuracy"),
                 f"welch_plateau_vs_{reference}": _welch_cell(tests, row.method, "plateau_accuracy"),
             }

@@ -201,7 +201,7 @@ def mean_std(values: list[float], digits: int) -> str:
     finite = [value for value in values if not math.isnan(value)]
     if not finite:
         return "n/a"
-    if len(values) == 1:
+    if len(finite) == 1:  # one run, or one run that logged the figure: no spread to show
         return f"{finite[0]:.{digits}f}"
     return f"{np.mean(finite):.{digits}f} ± {np.std(finite):.{digits}f}"
 

@@ -67,3 +67,13 @@ def test_the_command_writes_the_table_and_names_a_missing_file(tmp_path, per_run
     assert "| Dr. GRPO Norm | 3 | 0.237 ± 0.018 | 0.227 ± 0.019 |" in (tmp_path / "table.md").read_text()
     assert main(["seeds", str(tmp_path / "absent.csv")]) == 2
     assert "absent.csv does not exist" in capsys.readouterr().err
+
+
+def test_a_run_without_the_figure_counts_as_a_seed_but_gives_no_spread(per_run):
+    # GRPO Norm's seed 0 kept no plateau: one value of two remains, shown alone rather than with a zero spread.
+    per_run.loc[(per_run["method"] == "grpo_norm"), "plateau_accuracy"] = float("nan")
+    per_run.loc[len(per_run)] = ("grpo_norm", 1, 27 / 128, 75 / 384, "docs")
+    table = seed_table(per_run, FIGURES).set_index("method")
+    assert table.loc["GRPO Norm", "seeds"] == 2
+    assert table.loc["GRPO Norm", "plateau_accuracy"] == "0.195"
+    assert table.loc["GRPO Norm", "best_accuracy"] == "0.207 ± 0.004"

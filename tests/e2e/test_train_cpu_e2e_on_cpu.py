@@ -2,9 +2,9 @@
 
 Property: on a CPU-only host, with a tiny local model and no downloads, deltal's trainer validates, takes two
 training steps in which deltal's ΔL advantage weights are applied (logged ``deltal/*`` metrics: α = 1, weights of
-mean 1 that vary when response lengths vary, and the variance telemetry) with a finite loss, writes a checkpoint,
-and a second launch resumes from it and continues at step 3. Ray's temp dir, caches, logs and checkpoints all live
-in temporary folders.
+mean 1 that vary when response lengths vary, and the variance telemetry) with a finite loss and rollout log-probs
+that match the actor's, writes a checkpoint, and a second launch resumes from it and continues at step 3. Ray's temp
+dir, caches, logs and checkpoints all live in temporary folders.
 
 The first launch is the suite's shared delta_l run (``compare_delta_l_run`` in tests/conftest.py: trained by
 ``deltal.experiments.compare``, whose own test checks the experiment tool); the resume is launched here with that
@@ -68,6 +68,9 @@ def test_delta_l_trains_checkpoints_and_resumes_on_cpu(compare_delta_l_run, tmp_
         # The variance telemetry reaches the logs: ΔL at α = 1 is the minimum-variance aggregation by definition.
         assert metrics["deltal/variance/cv_ratio_to_optimal"] == 1.0
         assert metrics["deltal/variance/cv_ratio/dr_grpo_norm"] >= 1.0
+        # verl recomputes the old log-probs here and logs the largest probability gap to the rollout's on any token:
+        # the CPU rollout agrees with the actor, which is why the quickstart reuses the rollout's log-probs instead.
+        assert metrics["training/rollout_probs_diff_max"] < 1e-4
     checkpoint = experiment.checkpoints / RUN
     assert (checkpoint / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     assert any((checkpoint / "global_step_2").rglob("*.pt"))

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import runpy
 import shlex
 import subprocess
 import sys
-import textwrap
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
@@ -40,6 +38,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from recording_python import RECORD_VARIABLE, recorded_commands, write_recording_python
 
 REPO = Path(__file__).resolve().parents[1]
 SHELL_FENCES = {"", "bash", "sh", "shell", "console", "zsh"}
@@ -295,22 +294,8 @@ def dry_run(overrides: list[str], monkeypatch) -> list[str]:
 
 @pytest.fixture(scope="module")
 def python_shim(tmp_path_factory) -> Path:
-    """Stands in for python in a launch script: records the argv of its ``-m deltal.train`` call."""
-    path = tmp_path_factory.mktemp("shim") / "record_python"
-    path.write_text(
-        f"#!{sys.executable} -I\n"
-        + textwrap.dedent(
-            """
-            import json, os, sys
-            if sys.argv[1] == "-c":  # common.sh asking whether flash-attn is installed: no
-                sys.exit(1)
-            with open(os.environ["README_COMMAND_ARGV"], "w") as out:
-                json.dump(sys.argv[1:], out)
-            """
-        )
-    )
-    path.chmod(0o755)
-    return path
+    """Stands in for python in a launch script: records its command lines (tests/recording_python.py)."""
+    return write_recording_python(tmp_path_factory.mktemp("shim") / "record_python")
 
 
 def check_script(script: str, args: list[str], env: dict[str, str], shim: Path, tmp_path: Path, monkeypatch):
@@ -320,15 +305,17 @@ def check_script(script: str, args: list[str], env: dict[str, str], shim: Path, 
     text = path.read_text(encoding="utf-8")
     if not LAUNCH_SCRIPT.search(text):  # setup, quickstart, servers: not run here
         return [f"{option} does not appear in {script}" for option in options_of(args) if option not in text]
-    recorded = tmp_path / "argv.json"
-    env = {**os.environ, **env, "DELTAL_PYTHON": str(shim), "README_COMMAND_ARGV": str(recorded), "HOME": str(tmp_path)}
+    recorded = tmp_path / "argv.jsonl"
+    recorded.unlink(missing_ok=True)
+    env = {**os.environ, **env, "DELTAL_PYTHON": str(shim), RECORD_VARIABLE: str(recorded), "HOME": str(tmp_path)}
     kept = [word for word in args if not is_placeholder(word)]
     result = subprocess.run(["bash", script, *kept], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         return [f"the script exits {result.returncode}: {result.stderr[-2000:]}"]
-    argv = json.loads(recorded.read_text())
-    if argv[:2] != ["-m", TRAIN_MODULE]:
-        return [f"the launch script ran python {argv[:2]}, not -m {TRAIN_MODULE}"]
+    commands = recorded_commands(recorded)
+    if [argv[:2] for argv in commands] != [["-m", TRAIN_MODULE]]:
+        return [f"the launch script ran python {[argv[:2] for argv in commands]}, not once -m {TRAIN_MODULE}"]
+    (argv,) = commands
     return dry_run(argv[2:], monkeypatch)
 
 

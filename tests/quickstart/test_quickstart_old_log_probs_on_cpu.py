@@ -7,11 +7,9 @@ log-probs into ``old_log_probs`` without asking the actor (verl/trainer/ppo/v1/t
 the actor giving the same log-probs, is checked on the suite's shared training run (tests/e2e).
 """
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +17,7 @@ import pytest
 import torch
 import yaml
 from omegaconf import OmegaConf
+from recording_python import RECORD_VARIABLE, recorded_train_command, write_recording_python
 from verl.trainer.ppo.v1 import trainer_base
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,25 +26,12 @@ QUICKSTART = REPO / "train_scripts" / "quickstart-cpu.sh"
 
 def _quickstart_train_argv(tmp_path: Path) -> list[str]:
     """Run the quickstart with a stand-in python that records every command; return the deltal.train one."""
-    capture = tmp_path / "commands.jsonl"
-    shim = tmp_path / "python"
-    shim.write_text(
-        f"#!{sys.executable} -I\n"
-        + textwrap.dedent(
-            """
-            import json, os, sys
-            with open(os.environ["CAPTURE"], "a") as out:
-                out.write(json.dumps(sys.argv[1:]) + "\\n")
-            """
-        )
-    )
-    shim.chmod(0o755)
-    env = {**os.environ, "PYTHON": str(shim), "CAPTURE": str(capture), "CACHE_DIR": str(tmp_path / "cache")}
+    python = write_recording_python(tmp_path / "python")
+    record = tmp_path / "commands.jsonl"
+    env = {**os.environ, "PYTHON": str(python), RECORD_VARIABLE: str(record), "CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run(["bash", str(QUICKSTART)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    commands = [json.loads(line) for line in capture.read_text().splitlines()]
-    (train,) = [argv for argv in commands if argv[:2] == ["-m", "deltal.train"]]
-    return train
+    return recorded_train_command(record)
 
 
 @pytest.mark.slow

@@ -7,17 +7,16 @@ config, deltal's resolver, verl's own checks), and two scripts run for real with
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from recording_python import RECORD_VARIABLE, recorded_train_command, write_recording_python
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPTS = REPO / "train_scripts"
@@ -107,25 +106,8 @@ def script_id(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory) -> Path:
-    """An executable that stands in for python: writes its argv as JSON to $DELTAL_CAPTURE, and answers common.sh's
-    flash-attn check (python -m deltal.attention_kernels) with working kernels only when $FAKE_FLASH_ATTN is set."""
-    path = tmp_path_factory.mktemp("shim") / "capture_python"
-    path.write_text(
-        f"#!{sys.executable} -I\n"
-        + textwrap.dedent(
-            """
-            import json, os, sys
-            if sys.argv[1:3] == ["-m", "deltal.attention_kernels"]:
-                if os.environ.get("FAKE_FLASH_ATTN"):
-                    sys.exit(0)
-                sys.exit("flash-attn's CUDA kernels do not import with torch 2.11.0 (CUDA 13.0): undefined symbol")
-            with open(os.environ["DELTAL_CAPTURE"], "w") as out:
-                json.dump(sys.argv[1:], out)
-            """
-        )
-    )
-    path.chmod(0o755)
-    return path
+    """The stand-in python of tests/recording_python.py (flash-attn's kernels import only with $FAKE_FLASH_ATTN)."""
+    return write_recording_python(tmp_path_factory.mktemp("shim") / "capture_python")
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -142,12 +124,13 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def capture(script: Path, shim: Path, tmp_path: Path, *args: str, **env_extra: str) -> list[str]:
-    """Run ``script`` with the shim as python; return the argv it passed to python."""
-    out = tmp_path / f"{script.name}.json"
-    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), DELTAL_CAPTURE=str(out), **env_extra)
+    """Run ``script`` with the shim as python; return the argv of its deltal.train call."""
+    out = tmp_path / f"{script.name}.jsonl"
+    out.unlink(missing_ok=True)
+    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), **{RECORD_VARIABLE: str(out)}, **env_extra)
     result = subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(out.read_text())
+    return recorded_train_command(out)
 
 
 @pytest.fixture(scope="module")
@@ -290,13 +273,13 @@ def test_checkpoints_default_to_a_scratch_folder_outside_the_repository(captured
 
 
 def test_several_nodes_without_a_ray_cluster_stop_with_instructions(shim, tmp_path):
-    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), DELTAL_CAPTURE=str(tmp_path / "x.json"), N_NODES="2")
+    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), **{RECORD_VARIABLE: str(tmp_path / "x.jsonl")}, N_NODES="2")
     result = subprocess.run(
         ["bash", str(TRAIN_SCRIPTS / "countdown-7b-3072-grpo-norm.sh")], env=env, capture_output=True, text=True
     )
     assert result.returncode == 2
     assert "RAY_ADDRESS" in result.stderr and "ray start --head" in result.stderr
-    assert not (tmp_path / "x.json").exists()
+    assert not (tmp_path / "x.jsonl").exists()
     argv = capture(
         TRAIN_SCRIPTS / "countdown-7b-3072-grpo-norm.sh", shim, tmp_path, N_NODES="2", RAY_ADDRESS="10.0.0.1:6379"
     )
@@ -305,10 +288,10 @@ def test_several_nodes_without_a_ray_cluster_stop_with_instructions(shim, tmp_pa
 
 def test_flash_attention_when_its_kernels_import_else_sdpa_without_remove_padding_said_in_one_line(shim, tmp_path):
     script = TRAIN_SCRIPTS / "countdown-3b-3072-grpo-norm.sh"
-    out = tmp_path / "argv.json"
-    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), DELTAL_CAPTURE=str(out))
+    out = tmp_path / "argv.jsonl"
+    env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), **{RECORD_VARIABLE: str(out)})
     result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
-    got = overrides_of(json.loads(out.read_text()))
+    got = overrides_of(recorded_train_command(out))
     assert got["actor_rollout_ref.model.override_config.attn_implementation"] == "sdpa"
     assert got["actor_rollout_ref.model.use_remove_padding"] == "False"
     # The reason comes from the flash-attn check (deltal.attention_kernels), in one line.
@@ -331,8 +314,8 @@ def test_flash_attention_when_its_kernels_import_else_sdpa_without_remove_paddin
     ],
 )
 def test_unsupported_knob_values_stop_before_python_with_the_fix(shim, tmp_path, env, message):
-    out = tmp_path / "argv.json"
-    full_env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), DELTAL_CAPTURE=str(out), **env)
+    out = tmp_path / "argv.jsonl"
+    full_env = clean_env(tmp_path, DELTAL_PYTHON=str(shim), **{RECORD_VARIABLE: str(out)}, **env)
     result = subprocess.run(
         ["bash", str(TRAIN_SCRIPTS / "math-7b-3072-dapo-norm.sh")], env=full_env, capture_output=True, text=True
     )

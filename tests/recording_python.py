@@ -46,6 +46,7 @@ def recorded_commands(record: Path) -> list[list[str]]:
 
 def recorded_train_command(record: Path) -> list[str]:
     """The arguments of the one ``python -m deltal.train`` call in ``record``."""
-    train = [argv for argv in recorded_commands(record) if argv[:2] == ["-m", "deltal.train"]]
-    assert len(train) == 1, f"expected one deltal.train call, recorded: {recorded_commands(record)}"
+    commands = recorded_commands(record)
+    train = [argv for argv in commands if argv[:2] == ["-m", "deltal.train"]]
+    assert len(train) == 1, f"expected one deltal.train call, recorded: {commands}"
     return train[0]

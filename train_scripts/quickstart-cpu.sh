@@ -58,9 +58,10 @@ fi
 
 # bypass_mode: the old log-probs are the rollout's own. The CPU rollout samples from the actor's weights in the same
 # precision and returns log-probs of the temperature-scaled, untruncated distribution, as verl's actor computes them
-# (deltal/sampling.py), so verl's recompute gives the same numbers (tests/e2e checks the two agree); skipping it saves
-# about 0.65 s of a 3.7 s step (docs/cpu-step-profile.md, seventh round). The per-step `actor/entropy` came from that
-# pass and is not logged. Pass algorithm.rollout_correction.bypass_mode=false after METHOD for verl's recompute.
+# (deltal/sampling.py), so verl's recompute gives the same numbers (tests/e2e checks the two agree); skipping it took
+# a step from 4.09 to 2.64 s side by side on 2 cores (docs/cpu-step-profile.md, seventh round). The per-step
+# `actor/entropy` came from that pass and is not logged. Pass algorithm.rollout_correction.bypass_mode=false after
+# METHOD for verl's recompute.
 "$PYTHON" -m deltal.train \
   backend=cpu \
   method="$METHOD" \
